@@ -1,0 +1,117 @@
+//! Configuration shared by every service, read from environment variables (or flags) with
+//! defaults that work against the local infrastructure started by `just infra-up`.
+//!
+//! Each service flattens these sections into its own `clap` struct, so `--help` lists every
+//! variable with its default and a bad value fails fast with one clear line.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How to reach Kafka and how clients behave.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of Kafka brokers.
+    #[arg(
+        long = "kafka-bootstrap-servers",
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// How long startup waits for the brokers to answer before giving up.
+    #[arg(
+        long = "kafka-startup-timeout-ms",
+        env = "KAFKA_STARTUP_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
+    pub startup_timeout_ms: u64,
+
+    /// Upper bound for a produced message to be acknowledged (retries included).
+    #[arg(
+        long = "kafka-message-timeout-ms",
+        env = "KAFKA_MESSAGE_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub message_timeout_ms: u64,
+
+    /// Producer batching delay: a little latency buys much larger batches.
+    #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 5)]
+    pub linger_ms: u64,
+
+    /// Consumer session timeout: a crashed consumer's partitions move after this long.
+    #[arg(
+        long = "kafka-session-timeout-ms",
+        env = "KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub session_timeout_ms: u64,
+
+    /// How often stored consumer offsets are committed in the background.
+    #[arg(
+        long = "kafka-auto-commit-interval-ms",
+        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
+        default_value_t = 1_000
+    )]
+    pub auto_commit_interval_ms: u64,
+}
+
+impl KafkaConfig {
+    /// The section alone, read from the environment with its defaults (tests and tools).
+    pub fn from_env() -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            kafka: KafkaConfig,
+        }
+        <Only as clap::Parser>::try_parse_from(["kafka"]).map(|only| only.kafka)
+    }
+
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_millis(self.startup_timeout_ms)
+    }
+
+    pub fn message_timeout(&self) -> Duration {
+        Duration::from_millis(self.message_timeout_ms)
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryConfig {
+    /// `text` for people, `json` for log shippers. Filter with `RUST_LOG`.
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        kafka: KafkaConfig,
+    }
+
+    #[test]
+    fn a_malformed_number_is_refused_naming_the_value_and_the_setting() {
+        let err = Probe::try_parse_from(["probe", "--kafka-linger-ms", "soon"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("'soon'"), "{text}");
+        assert!(text.contains("kafka-linger-ms"), "{text}");
+    }
+
+    #[test]
+    fn every_setting_has_a_default() {
+        assert!(KafkaConfig::from_env().is_ok());
+    }
+}

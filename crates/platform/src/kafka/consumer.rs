@@ -1,0 +1,311 @@
+//! The at-least-once consumer loop.
+//!
+//! A message's offset is stored only after its [`Handler`] succeeded (or after it was written to
+//! the dead-letter topic), stored offsets are committed every `auto.commit.interval.ms`,
+//! synchronously when partitions are revoked, and on shutdown. A crash therefore redelivers at
+//! most the messages whose effect was not yet recorded, which handlers must tolerate.
+
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::Message as _;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers as _};
+use rdkafka::topic_partition_list::TopicPartitionList;
+
+use super::dead_letter::DeadLetter;
+use super::producer::Producer;
+use crate::config::KafkaConfig;
+use crate::shutdown::Shutdown;
+
+/// A consumed message, owned, so handlers can be unit-tested without a broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incoming {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Producer or log-append time, in milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Incoming {
+    /// The value of the last header called `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
+        let headers = message
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+}
+
+/// Why a handler could not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Worth trying again (a dependency is down): the same message is retried with backoff and
+    /// its offset is not stored meanwhile.
+    #[error("retryable: {0}")]
+    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Can never succeed (undecodable, violates the contract): the message goes to the
+    /// dead-letter topic with this reason and the partition moves on.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl HandleError {
+    pub fn retryable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Retryable(error.into())
+    }
+
+    pub fn permanent(reason: impl std::fmt::Display) -> Self {
+        Self::Permanent(reason.to_string())
+    }
+}
+
+/// Applies one message. Must be idempotent: after a crash the same message can come again.
+pub trait Handler: Send + Sync {
+    fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// What to consume and where poison messages go.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub dead_letter_topic: String,
+    /// First delay before retrying a retryable failure; doubles up to `max_retry_backoff`.
+    pub retry_backoff: Duration,
+    pub max_retry_backoff: Duration,
+}
+
+impl ConsumerSettings {
+    pub fn new(group_id: impl Into<String>, topics: &[&str], dead_letter_topic: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            dead_letter_topic: dead_letter_topic.into(),
+            retry_backoff: Duration::from_millis(100),
+            max_retry_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A subscribed consumer group member; [`Consumer::run`] drives it until shutdown.
+pub struct Consumer {
+    inner: StreamConsumer<CommitOnRevoke>,
+    dead_letters: Producer,
+    settings: ConsumerSettings,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Creates the consumer and subscribes; partitions are assigned once `run` polls.
+    pub fn new(config: &KafkaConfig, settings: ConsumerSettings, dead_letters: Producer) -> KafkaResult<Self> {
+        let inner: StreamConsumer<CommitOnRevoke> = super::client_config(config, &settings.group_id)
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", config.auto_commit_interval_ms.to_string())
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", config.session_timeout_ms.to_string())
+            .set("enable.partition.eof", "false")
+            .create_with_context(CommitOnRevoke)?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        inner.subscribe(&topics)?;
+        Ok(Self {
+            inner,
+            dead_letters,
+            settings,
+        })
+    }
+
+    /// Consumes until `shutdown`, then commits what was processed. A message being handled when
+    /// shutdown starts is finished first (or, if it is waiting to be retried, left unstored so it
+    /// is redelivered).
+    pub async fn run<H: Handler>(self, handler: &H, shutdown: Shutdown) {
+        let group = self.settings.group_id.clone();
+        tracing::info!(%group, topics = ?self.settings.topics, "consumer started");
+        loop {
+            let received = tokio::select! {
+                biased;
+                () = shutdown.wait() => break,
+                received = self.inner.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%group, %error, "consumer error; continuing");
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(self.settings.retry_backoff) => continue,
+                    }
+                }
+            };
+            let incoming = Incoming::from_borrowed(&message);
+            drop(message);
+            if !self.process(handler, &incoming, &shutdown).await {
+                break;
+            }
+            // The effect is applied (or dead-lettered): only now may the offset move past it.
+            // (rd_kafka_offset_store records offset + 1, the next one to read, itself.)
+            if let Err(error) = self
+                .inner
+                .store_offset(&incoming.topic, incoming.partition, incoming.offset)
+            {
+                // The partition was revoked meanwhile; its new owner will see the message again.
+                tracing::warn!(%group, %error, topic = %incoming.topic, partition = incoming.partition,
+                    offset = incoming.offset, "could not store offset");
+            }
+        }
+        self.close();
+    }
+
+    /// Runs the handler until the message is applied or dead-lettered (true), or shutdown
+    /// interrupts a retry (false, offset not stored).
+    async fn process<H: Handler>(&self, handler: &H, message: &Incoming, shutdown: &Shutdown) -> bool {
+        let mut backoff = self.settings.retry_backoff;
+        loop {
+            let reason = match handler.handle(message).await {
+                Ok(()) => {
+                    metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => "ok")
+                        .increment(1);
+                    return true;
+                }
+                Err(HandleError::Permanent(reason)) => reason,
+                Err(HandleError::Retryable(error)) => {
+                    tracing::warn!(group = %self.settings.group_id, topic = %message.topic,
+                        partition = message.partition, offset = message.offset, %error,
+                        retry_in_ms = backoff.as_millis() as u64, "handler failed; will retry");
+                    metrics::counter!("kafka_handler_retries_total", "topic" => message.topic.clone()).increment(1);
+                    if !wait(shutdown, &mut backoff, self.settings.max_retry_backoff).await {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            return self.dead_letter(message, &reason, shutdown).await;
+        }
+    }
+
+    async fn dead_letter(&self, message: &Incoming, reason: &str, shutdown: &Shutdown) -> bool {
+        let letter = DeadLetter::new(message, reason);
+        let mut backoff = self.settings.retry_backoff;
+        loop {
+            let record = letter.record(&self.settings.dead_letter_topic, &self.settings.group_id, message);
+            match self.dead_letters.send(record).await {
+                Ok(_) => {
+                    tracing::warn!(group = %self.settings.group_id, topic = %message.topic,
+                        partition = message.partition, offset = message.offset, %reason,
+                        dead_letter_topic = %self.settings.dead_letter_topic, "message dead-lettered");
+                    metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => "dead_lettered")
+                        .increment(1);
+                    return true;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot write to the dead-letter topic; will retry");
+                    if !wait(shutdown, &mut backoff, self.settings.max_retry_backoff).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(self) {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => tracing::info!(group = %self.settings.group_id, "consumer stopped; offsets committed"),
+            Err(error) if is_no_offset(&error) => {
+                tracing::info!(group = %self.settings.group_id, "consumer stopped; nothing to commit");
+            }
+            Err(error) => tracing::error!(group = %self.settings.group_id, %error, "final offset commit failed"),
+        }
+        self.inner.unsubscribe();
+        // Dropping the StreamConsumer closes it and leaves the group at once.
+    }
+}
+
+/// Sleeps for `backoff` (then doubles it up to `max`); false if shutdown came first.
+async fn wait(shutdown: &Shutdown, backoff: &mut Duration, max: Duration) -> bool {
+    let delay = *backoff;
+    *backoff = (*backoff * 2).min(max);
+    tokio::select! {
+        () = shutdown.wait() => false,
+        () = tokio::time::sleep(delay) => true,
+    }
+}
+
+fn is_no_offset(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
+/// Commits stored offsets synchronously before partitions are taken away, so the next owner
+/// starts exactly after what this member applied.
+struct CommitOnRevoke;
+
+impl ClientContext for CommitOnRevoke {}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => tracing::info!(partitions = %describe(partitions), "revoked; offsets committed"),
+                Err(error) if is_no_offset(&error) => {}
+                Err(error) => tracing::warn!(%error, "commit on revoke failed"),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Err(error) if !is_no_offset(&error) => tracing::warn!(%error, "offset commit failed"),
+            _ => {}
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    let parts: Vec<String> = partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    parts.join(",")
+}

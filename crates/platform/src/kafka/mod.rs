@@ -1,0 +1,71 @@
+//! The one Kafka layer every service uses: client settings, the startup connection check, an
+//! idempotent [`Producer`], an at-least-once [`Consumer`] with a dead-letter topic, and topic
+//! provisioning ([`topics`]).
+
+mod consumer;
+mod dead_letter;
+mod producer;
+pub mod topics;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+
+pub use consumer::{Consumer, ConsumerSettings, HandleError, Handler, Incoming};
+pub use dead_letter::headers as dead_letter_headers;
+pub use producer::{Delivered, ProduceError, Producer, Record};
+
+use crate::config::KafkaConfig;
+
+/// Settings common to every client this process creates.
+pub(crate) fn client_config(config: &KafkaConfig, client_id: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", client_id)
+        // Do not let a dead broker address linger in the logs as repeated ERROR lines; the
+        // startup check and the delivery results carry the errors that matter.
+        .set("log.connection.close", "false");
+    cfg
+}
+
+pub(crate) fn admin_client(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    client_config(config, "admin").create()
+}
+
+/// Brokers answered the metadata request.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub brokers: usize,
+}
+
+/// The brokers could not be reached during startup.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Kafka at {bootstrap} within {}s: {source}", timeout.as_secs_f32())]
+pub struct ConnectError {
+    bootstrap: String,
+    timeout: Duration,
+    #[source]
+    source: KafkaError,
+}
+
+/// Fails within `startup_timeout` with a clear error if no broker answers, so a service with a
+/// wrong address exits instead of hanging.
+pub async fn check_connection(config: &KafkaConfig) -> Result<ClusterInfo, ConnectError> {
+    let timeout = config.startup_timeout();
+    let error = |source| ConnectError {
+        bootstrap: config.bootstrap_servers.clone(),
+        timeout,
+        source,
+    };
+    let admin = admin_client(config).map_err(error)?;
+    let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+        .await
+        .expect("metadata fetch does not panic")
+        .map_err(error)?;
+    Ok(ClusterInfo {
+        brokers: metadata.brokers().len(),
+    })
+}

@@ -1,0 +1,322 @@
+//! The project's topics, declared once: name, partitions, replication, cleanup and retention.
+//!
+//! Every service ensures the catalog at startup (creating what is missing, reporting drift in
+//! what exists) and `just topics` does the same on demand. Brokers run with
+//! `auto.create.topics.enable=false`, so a topic exists only if it is declared here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::KafkaConfig;
+
+/// Topic names (overridable, e.g. to share a cluster) and the sizing applied to all of them.
+#[derive(Debug, Clone, Args)]
+pub struct TopicsConfig {
+    /// Commands to user-service (create/update/delete), keyed by user id or email.
+    #[arg(
+        long = "topic-user-commands",
+        env = "TOPIC_USER_COMMANDS",
+        default_value = "users.commands"
+    )]
+    pub user_commands: String,
+
+    /// User events, the source of truth every projection rebuilds from; kept forever.
+    #[arg(
+        long = "topic-user-events",
+        env = "TOPIC_USER_EVENTS",
+        default_value = "users.events"
+    )]
+    pub user_events: String,
+
+    /// Command outcomes sent back to the requester.
+    #[arg(
+        long = "topic-user-replies",
+        env = "TOPIC_USER_REPLIES",
+        default_value = "users.replies"
+    )]
+    pub user_replies: String,
+
+    /// Messages a consumer can never process, with the reason in headers.
+    #[arg(
+        long = "topic-dead-letters",
+        env = "TOPIC_DEAD_LETTERS",
+        default_value = "dead-letters"
+    )]
+    pub dead_letters: String,
+
+    /// Partitions of every project topic.
+    #[arg(long = "kafka-topic-partitions", env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+
+    /// Replication factor of every project topic (3 on the three-node cluster).
+    #[arg(
+        long = "kafka-topic-replication-factor",
+        env = "KAFKA_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 1
+    )]
+    pub replication_factor: i32,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl TopicsConfig {
+    /// Every topic of the project with its settings.
+    pub fn catalog(&self) -> Vec<TopicSpec> {
+        let topic = |name: &str| {
+            TopicSpec::new(name)
+                .partitions(self.partitions)
+                .replication_factor(self.replication_factor)
+        };
+        vec![
+            topic(&self.user_commands).retention_ms(7 * DAY_MS),
+            topic(&self.user_events).retention_ms(-1),
+            topic(&self.user_replies).retention_ms(DAY_MS),
+            topic(&self.dead_letters).retention_ms(30 * DAY_MS),
+        ]
+    }
+}
+
+/// One topic's declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Topic-level configs (`cleanup.policy`, `retention.ms`, ...).
+    pub configs: Vec<(String, String)>,
+}
+
+impl TopicSpec {
+    /// Six partitions, replication 1, `cleanup.policy=delete`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            partitions: 6,
+            replication_factor: 1,
+            configs: vec![],
+        }
+        .config("cleanup.policy", "delete")
+    }
+
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    pub fn replication_factor(mut self, replication_factor: i32) -> Self {
+        self.replication_factor = replication_factor;
+        self
+    }
+
+    /// `-1` keeps records forever.
+    pub fn retention_ms(self, retention_ms: i64) -> Self {
+        self.config("retention.ms", &retention_ms.to_string())
+    }
+
+    /// Keep the latest record per key instead of deleting by age.
+    pub fn compacted(self) -> Self {
+        self.config("cleanup.policy", "compact")
+    }
+
+    pub fn config(mut self, name: &str, value: &str) -> Self {
+        self.configs.retain(|(n, _)| n != name);
+        self.configs.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// What provisioning found or did for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicStatus {
+    Created,
+    /// Exists and matches its declaration.
+    Verified,
+    /// Exists but differs; the differences are listed. Never altered automatically: changing the
+    /// partition count of a keyed topic would break per-key ordering.
+    Drifted(Vec<String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("cannot query topics: {0}")]
+    Admin(#[source] KafkaError),
+    #[error("cannot create topic {topic}: {code}")]
+    Create { topic: String, code: RDKafkaErrorCode },
+}
+
+/// Creates missing topics and checks existing ones against their declaration.
+pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(String, TopicStatus)>, TopicError> {
+    let admin = Arc::new(super::admin_client(config).map_err(TopicError::Admin)?);
+    let timeout = config.startup_timeout();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout));
+
+    let existing = existing_topics(&admin, timeout).await?;
+    let missing: Vec<&TopicSpec> = specs.iter().filter(|s| !existing.contains_key(&s.name)).collect();
+    let mut statuses: HashMap<String, TopicStatus> = HashMap::new();
+    if !missing.is_empty() {
+        let new_topics: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|spec| {
+                spec.configs.iter().fold(
+                    NewTopic::new(
+                        &spec.name,
+                        spec.partitions,
+                        TopicReplication::Fixed(spec.replication_factor),
+                    ),
+                    |topic, (k, v)| topic.set(k, v),
+                )
+            })
+            .collect();
+        for result in admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(TopicError::Admin)?
+        {
+            match result {
+                Ok(topic) => {
+                    statuses.insert(topic, TopicStatus::Created);
+                }
+                // Another service created it a moment ago: verify it like any existing topic.
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+            }
+        }
+    }
+
+    let existing = existing_topics(&admin, timeout).await?;
+    let to_verify: Vec<&TopicSpec> = specs.iter().filter(|s| !statuses.contains_key(&s.name)).collect();
+    let resources: Vec<ResourceSpecifier<'_>> = to_verify.iter().map(|s| ResourceSpecifier::Topic(&s.name)).collect();
+    let described = if resources.is_empty() {
+        vec![]
+    } else {
+        admin
+            .describe_configs(&resources, &options)
+            .await
+            .map_err(TopicError::Admin)?
+    };
+    for (spec, described) in to_verify.into_iter().zip(described) {
+        let mut drift = Vec::new();
+        match existing.get(&spec.name) {
+            Some(&(partitions, replicas)) => {
+                if partitions != spec.partitions {
+                    drift.push(format!("partitions {partitions}, declared {}", spec.partitions));
+                }
+                if replicas != spec.replication_factor {
+                    drift.push(format!(
+                        "replication factor {replicas}, declared {}",
+                        spec.replication_factor
+                    ));
+                }
+            }
+            None => drift.push("missing after creation".to_owned()),
+        }
+        match described {
+            Ok(resource) => {
+                for (name, declared) in &spec.configs {
+                    let actual = resource.get(name).and_then(|entry| entry.value.as_deref());
+                    if actual != Some(declared.as_str()) {
+                        drift.push(format!("{name}={}, declared {declared}", actual.unwrap_or("<unset>")));
+                    }
+                }
+            }
+            Err(code) => drift.push(format!("configs unreadable: {code}")),
+        }
+        let status = if drift.is_empty() {
+            TopicStatus::Verified
+        } else {
+            TopicStatus::Drifted(drift)
+        };
+        statuses.insert(spec.name.clone(), status);
+    }
+
+    Ok(specs
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                statuses.remove(&s.name).unwrap_or(TopicStatus::Verified),
+            )
+        })
+        .collect())
+}
+
+/// Ensures the catalog and logs what happened; drift is a warning, not a failure.
+pub async fn ensure_and_log(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<(), TopicError> {
+    for (topic, status) in ensure(config, specs).await? {
+        match status {
+            TopicStatus::Created => tracing::info!(%topic, "topic created"),
+            TopicStatus::Verified => tracing::debug!(%topic, "topic verified"),
+            TopicStatus::Drifted(diffs) => {
+                tracing::warn!(%topic, differences = %diffs.join("; "), "topic differs from its declaration")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Topic name -> (partitions, replicas of partition 0).
+async fn existing_topics(
+    admin: &Arc<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
+    timeout: Duration,
+) -> Result<HashMap<String, (i32, i32)>, TopicError> {
+    let admin = Arc::clone(admin);
+    let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
+        .await
+        .expect("metadata fetch does not panic")
+        .map_err(TopicError::Admin)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| {
+            let replicas = t.partitions().first().map_or(0, |p| p.replicas().len() as i32);
+            (t.name().to_owned(), (t.partitions().len() as i32, replicas))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> TopicsConfig {
+        TopicsConfig {
+            user_commands: "c".into(),
+            user_events: "e".into(),
+            user_replies: "r".into(),
+            dead_letters: "d".into(),
+            partitions: 6,
+            replication_factor: 3,
+        }
+    }
+
+    #[test]
+    fn the_catalog_applies_the_configured_sizing_to_every_topic() {
+        let catalog = defaults().catalog();
+        assert_eq!(catalog.len(), 4);
+        assert!(catalog.iter().all(|t| t.partitions == 6 && t.replication_factor == 3));
+    }
+
+    #[test]
+    fn events_are_kept_forever_so_projections_can_rebuild() {
+        let events = defaults()
+            .catalog()
+            .into_iter()
+            .find(|t| t.name == "e")
+            .expect("declared");
+        assert!(events.configs.contains(&("retention.ms".into(), "-1".into())));
+    }
+
+    #[test]
+    fn a_later_config_replaces_an_earlier_one() {
+        let spec = TopicSpec::new("t").compacted();
+        let policies: Vec<_> = spec.configs.iter().filter(|(n, _)| n == "cleanup.policy").collect();
+        assert_eq!(policies, vec![&("cleanup.policy".to_owned(), "compact".to_owned())]);
+    }
+}

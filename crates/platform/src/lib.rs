@@ -1,0 +1,22 @@
+//! Shared plumbing for every service of the user-management system, written once:
+//!
+//! - [`config`]: the Kafka and telemetry sections of each service's environment configuration;
+//! - [`kafka`]: the idempotent [`kafka::Producer`], the at-least-once [`kafka::Consumer`] with its
+//!   dead-letter topic, the startup connection check, and topic provisioning ([`kafka::topics`]);
+//! - [`health`]: `/health`, `/ready` and `/metrics` on the admin listener;
+//! - [`shutdown`]: SIGTERM/Ctrl-C as one cancellation token;
+//! - [`telemetry`]: logs and the Prometheus recorder;
+//! - [`service`]: the common `main` and the [`service::ServiceBase`] each service builds on;
+//! - `testing` (feature): helpers for integration tests against the real broker.
+
+pub mod config;
+pub mod health;
+pub mod kafka;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{KafkaConfig, TelemetryConfig};
+pub use shutdown::Shutdown;

@@ -1,0 +1,121 @@
+//! What every service binary shares: turning configuration into a running process with one
+//! clear line on failure, and the base every service builds on (Kafka connection checked,
+//! topics provisioned, a producer, health/metrics on the admin listener).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::error::ErrorKind;
+use tokio::net::TcpListener;
+
+use crate::config::{KafkaConfig, TelemetryConfig};
+use crate::health::{self, Health};
+use crate::kafka::topics::{self, TopicsConfig};
+use crate::kafka::{self, Producer};
+use crate::shutdown::Shutdown;
+
+/// A service's configuration: parsed from flags and environment, knows its telemetry section.
+pub trait ServiceConfig: clap::Parser + std::fmt::Debug {
+    fn telemetry(&self) -> &TelemetryConfig;
+}
+
+/// The body of every `main`: parse config (a bad value exits 2 with one line on stderr), set up
+/// logs and signal handling, run until shutdown, and turn a failure into one line on stderr and
+/// exit code 1.
+pub async fn main<C, F, Fut>(name: &'static str, run: F) -> ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C, Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match C::try_parse() {
+        Ok(config) => config,
+        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let first = message.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            eprintln!("{name}: invalid configuration: {first}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(config.telemetry());
+    tracing::info!(?config, "{name} starting");
+    let shutdown = Shutdown::new().on_signals();
+    match run(config, shutdown).await {
+        Ok(()) => {
+            tracing::info!("{name} stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "{name} failed");
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The part of a running service that is the same everywhere.
+#[derive(Debug)]
+pub struct ServiceBase {
+    pub name: &'static str,
+    pub health: Health,
+    pub producer: Producer,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+}
+
+impl ServiceBase {
+    /// Binds the admin listener, checks that Kafka answers, ensures the topic catalog and
+    /// creates the producer. Fails with a clear error on a busy port or unreachable brokers.
+    pub async fn build(
+        name: &'static str,
+        admin_addr: SocketAddr,
+        kafka_config: &KafkaConfig,
+        topics_config: &TopicsConfig,
+    ) -> anyhow::Result<Self> {
+        let admin = TcpListener::bind(admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {admin_addr} (admin: health, metrics)"))?;
+        let admin_addr = admin.local_addr()?;
+        let health = Health::new(name);
+        health.not_ready("kafka", "connecting");
+        let cluster = kafka::check_connection(kafka_config).await?;
+        tracing::info!(bootstrap = %kafka_config.bootstrap_servers, brokers = cluster.brokers, "connected to Kafka");
+        topics::ensure_and_log(kafka_config, &topics_config.catalog()).await?;
+        let producer = Producer::new(kafka_config, name)?;
+        health.ready(
+            "kafka",
+            format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers),
+        );
+        tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
+        Ok(Self {
+            name,
+            health,
+            producer,
+            admin,
+            admin_addr,
+        })
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves `/health`, `/ready` and `/metrics` until shutdown, then flushes the producer.
+    /// Call it last: it consumes the base.
+    pub async fn serve_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        health::serve(self.admin, health::router(self.health), shutdown)
+            .await
+            .context("admin server failed")?;
+        self.producer
+            .flush(std::time::Duration::from_secs(30))
+            .await
+            .context("flushing the Kafka producer on shutdown")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! Helpers for integration tests against the real local broker (`just infra-up`): unique names,
+//! waiting on a condition with a deadline, and driving a service binary as a user would.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+use crate::config::KafkaConfig;
+
+/// The local broker's settings (`KAFKA_BOOTSTRAP_SERVERS` or 127.0.0.1:9092), failing loudly
+/// with the fix when no broker answers.
+pub async fn kafka() -> KafkaConfig {
+    init_logs();
+    let config = KafkaConfig::from_env().expect("KAFKA_* variables parse");
+    if let Err(error) = crate::kafka::check_connection(&config).await {
+        panic!("{error}\nThe integration tests need the local broker: run `just infra-up` (or `just test`).");
+    }
+    config
+}
+
+/// Test logs through the test harness's capture (shown for failing tests); `RUST_LOG` filters.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+/// `prefix` plus a random suffix: fresh topics and groups for every test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `probe` until it yields a value, panicking with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A service binary started as a child process, its stdout (the logs) read line by line.
+#[derive(Debug)]
+pub struct Binary {
+    child: Child,
+    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    seen: Vec<String>,
+}
+
+/// How a binary ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl Binary {
+    pub fn spawn(path: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(path)
+            .envs(env.iter().copied())
+            .env("LOG_FORMAT", "text")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        Self {
+            child,
+            stdout,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads logs until a line contains `needle`; returns that line.
+    pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let found = tokio::time::timeout(timeout, async {
+            while let Ok(Some(line)) = self.stdout.next_line().await {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "no log line containing {needle:?} within {timeout:?}; logs so far:\n{}",
+                self.seen.join("\n")
+            ),
+        }
+    }
+
+    /// The address printed after `<label> listening on http://`.
+    pub async fn listening_addr(&mut self, label: &str) -> SocketAddr {
+        let marker = format!("{label} listening on http://");
+        let line = self.wait_for_log(&marker, Duration::from_secs(60)).await;
+        let rest = &line[line.find(&marker).expect("contains marker") + marker.len()..];
+        let addr = rest.split_whitespace().next().unwrap_or_default();
+        addr.parse()
+            .unwrap_or_else(|e| panic!("bad address {addr:?} in {line:?}: {e}"))
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the service would.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGKILL: a crash, nothing flushed or committed.
+    pub fn kill_hard(&self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Waits for the process to end (panicking after `timeout`, i.e. a hang).
+    pub async fn wait_exit(mut self, timeout: Duration) -> Exit {
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().expect("piped");
+        let status = tokio::time::timeout(timeout, async {
+            let (status, _) = tokio::join!(self.child.wait(), pipe.read_to_string(&mut stderr));
+            status
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the process did not exit within {timeout:?} (a hang)"))
+        .expect("wait succeeds");
+        Exit { status, stderr }
+    }
+}
+
+/// GETs `url` and returns the status code.
+pub async fn get_status(url: &str) -> u16 {
+    reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .status()
+        .as_u16()
+}
+
+/// The lifecycle every service binary must honour, as tests: it starts against the local broker,
+/// serves `/health`, `/ready` and `/metrics` on its admin port, stops cleanly on SIGTERM; an
+/// unreachable broker or a malformed setting ends it with one clear line on stderr.
+///
+/// `service_lifecycle_tests!(env!("CARGO_BIN_EXE_x"), "X_ADMIN_ADDR", [("OTHER", "v"), ...])`
+#[macro_export]
+macro_rules! service_lifecycle_tests {
+    ($bin:expr, $admin_env:literal, [$(($k:literal, $v:literal)),* $(,)?]) => {
+        fn lifecycle_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+            let mut env = vec![($admin_env, "127.0.0.1:0") $(, ($k, $v))*];
+            env.extend_from_slice(extra);
+            env
+        }
+
+        #[tokio::test]
+        async fn starts_serves_health_and_stops_cleanly_on_sigterm() {
+            $crate::testing::kafka().await;
+            let mut service = $crate::testing::Binary::spawn($bin, &lifecycle_env(&[]));
+            let admin = service.listening_addr("admin (health, ready, metrics)").await;
+            for path in ["health", "ready", "metrics"] {
+                let status = $crate::testing::get_status(&format!("http://{admin}/{path}")).await;
+                assert_eq!(status, 200, "/{path}");
+            }
+            service.terminate();
+            let exit = service.wait_exit(std::time::Duration::from_secs(30)).await;
+            assert!(exit.status.success(), "exit {:?}, stderr: {}", exit.status, exit.stderr);
+        }
+
+        #[tokio::test]
+        async fn an_unreachable_broker_ends_the_process_with_one_clear_line() {
+            let service = $crate::testing::Binary::spawn(
+                $bin,
+                &lifecycle_env(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"), ("KAFKA_STARTUP_TIMEOUT_MS", "1500")]),
+            );
+            let exit = service.wait_exit(std::time::Duration::from_secs(30)).await;
+            assert_eq!(exit.status.code(), Some(1), "stderr: {}", exit.stderr);
+            let lines: Vec<&str> = exit.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "stderr: {}", exit.stderr);
+            assert!(lines[0].contains("cannot reach Kafka at 127.0.0.1:1"), "{}", lines[0]);
+        }
+
+        #[tokio::test]
+        async fn a_malformed_setting_ends_the_process_with_one_clear_line() {
+            let service = $crate::testing::Binary::spawn($bin, &lifecycle_env(&[("KAFKA_LINGER_MS", "soon")]));
+            let exit = service.wait_exit(std::time::Duration::from_secs(30)).await;
+            assert_eq!(exit.status.code(), Some(2), "stderr: {}", exit.stderr);
+            let lines: Vec<&str> = exit.stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "stderr: {}", exit.stderr);
+            assert!(lines[0].contains("invalid configuration") && lines[0].contains("'soon'"), "{}", lines[0]);
+        }
+    };
+}

@@ -1,0 +1,5 @@
+//! The shared Kafka layer against the real local broker (`just infra-up`).
+
+mod consumer;
+mod helpers;
+mod topics;
