@@ -1,0 +1,9 @@
+//! api-gateway as a process against the real local broker.
+
+mod errors;
+
+platform::service_lifecycle_tests!(
+    env!("CARGO_BIN_EXE_api-gateway"),
+    "GATEWAY_ADMIN_ADDR",
+    [("GATEWAY_HTTP_ADDR", "127.0.0.1:0")]
+);

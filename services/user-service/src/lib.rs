@@ -1,0 +1,44 @@
+//! The owner of user state: consumes user commands, enforces the rules, emits events and replies.
+//!
+//! Its role: commands arrive on the user-commands topic; outcomes go to user-replies and facts to
+//! user-events (the domain arrives with the users issue). So far it starts, checks Kafka, ensures
+//! the topics, serves its admin endpoints and stops cleanly.
+//!
+//! - [`config`]: environment configuration;
+//! - [`Application`]: startup (Kafka checked, topics ensured, admin listener bound) and the
+//!   run loop until SIGTERM/Ctrl-C.
+
+pub mod config;
+
+use std::net::SocketAddr;
+
+use platform::Shutdown;
+use platform::service::ServiceBase;
+
+pub use config::Config;
+
+/// A started user-service.
+#[derive(Debug)]
+pub struct Application {
+    base: ServiceBase,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let base = ServiceBase::build("user-service", config.admin_addr, &config.kafka, &config.topics).await?;
+        Ok(Self { base })
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.base.serve_until_stopped(shutdown).await
+    }
+}
+
+/// Builds and runs until shutdown (the binary's body).
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    Application::build(config).await?.run_until_stopped(shutdown).await
+}
