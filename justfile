@@ -1,0 +1,60 @@
+# The user-management system: `just --list` explains every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+services := "api-gateway user-service import-worker export-worker"
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Start the local infrastructure (single-node Kafka on 127.0.0.1:9092) in the background; returns when ready
+infra-up *flags:
+    deploy/kafka/kafka.sh start {{ flags }}
+
+# Stop the local infrastructure cleanly (data is kept; `just infra-up --fresh` starts empty)
+infra-down:
+    deploy/kafka/kafka.sh stop
+
+# Start a three-node Kafka cluster (RF 3, min.insync.replicas=2) on 127.0.0.1:19092-19094
+infra-up-cluster *flags:
+    deploy/kafka/kafka.sh start --cluster {{ flags }}
+
+# Stop the three-node cluster
+infra-down-cluster:
+    deploy/kafka/kafka.sh stop --cluster
+
+# Show what is running
+infra-status:
+    -deploy/kafka/kafka.sh status
+    -deploy/kafka/kafka.sh status --cluster
+
+# Run a Kafka CLI tool against the running broker, e.g. `just kafka topics --list`
+kafka tool *args:
+    deploy/kafka/kafka.sh tool {{ tool }} {{ args }}
+
+# Create the project's topics that are missing and report drift in the others
+topics:
+    cargo run --quiet -p platform --bin topics
+
+# Run one service in the foreground, e.g. `just run api-gateway`
+run service *args:
+    @[[ " {{ services }} " == *" {{ service }} "* ]] || { echo "unknown service '{{ service }}'; one of: {{ services }}" >&2; exit 2; }
+    cargo run --quiet -p {{ service }} -- {{ args }}
+
+# Every test against a fresh local Kafka, then the infrastructure smoke test (what CI runs)
+test *args:
+    deploy/run-tests.sh {{ args }}
+
+# Formatting and lints, as CI checks them
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# Resolve the Kafka jars from Maven Central into the local cache (done on first start anyway)
+fetch:
+    deploy/kafka/kafka.sh fetch
+
+# The whole stack without Docker: local Kafka + the four services, logs prefixed; Ctrl-C stops all
+dev:
+    deploy/dev.sh
