@@ -46,8 +46,12 @@ fetch() {
   command -v mvn >/dev/null || die "mvn not found: install Maven to resolve the Kafka jars"
   log "resolving Apache Kafka $kafka_version from Maven Central into $libs"
   rm -rf "$libs.tmp"
-  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
-    -DoutputDirectory="$libs.tmp" -DincludeScope=runtime
+  local out
+  if ! out="$(mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$libs.tmp" -DincludeScope=runtime 2>&1)"; then
+    echo "$out" >&2
+    die "Maven could not resolve Kafka $kafka_version (is Maven Central reachable?)"
+  fi
   ls "$libs.tmp"/kafka_2.13-"$kafka_version".jar >/dev/null || die "Maven did not produce the broker jar"
   rm -rf "$libs"
   mv "$libs.tmp" "$libs"
