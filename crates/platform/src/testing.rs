@@ -164,13 +164,14 @@ pub async fn get_status(url: &str) -> u16 {
 }
 
 /// The lifecycle every service binary must honour, as tests: it starts against the local broker,
-/// serves `/health`, `/ready` and `/metrics` on its admin port, stops cleanly on SIGTERM; an
-/// unreachable broker or a malformed setting ends it with one clear line on stderr.
+/// serves `/health`, `/ready` and `/metrics` on the listener it logs as `<label> listening on
+/// http://...`, stops cleanly on SIGTERM; an unreachable broker or a malformed setting ends it
+/// with one clear line on stderr.
 ///
-/// `service_lifecycle_tests!(env!("CARGO_BIN_EXE_x"), "X_ADMIN_ADDR", [("OTHER", "v"), ...])`
+/// `service_lifecycle_tests!(env!("CARGO_BIN_EXE_x"), "X_ADMIN_ADDR", "admin (health, ready, metrics)", [("OTHER", "v"), ...])`
 #[macro_export]
 macro_rules! service_lifecycle_tests {
-    ($bin:expr, $admin_env:literal, [$(($k:literal, $v:literal)),* $(,)?]) => {
+    ($bin:expr, $admin_env:literal, $label:literal, [$(($k:literal, $v:literal)),* $(,)?]) => {
         fn lifecycle_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
             let mut env = vec![($admin_env, "127.0.0.1:0") $(, ($k, $v))*];
             env.extend_from_slice(extra);
@@ -181,7 +182,7 @@ macro_rules! service_lifecycle_tests {
         async fn starts_serves_health_and_stops_cleanly_on_sigterm() {
             $crate::testing::kafka().await;
             let mut service = $crate::testing::Binary::spawn($bin, &lifecycle_env(&[]));
-            let admin = service.listening_addr("admin (health, ready, metrics)").await;
+            let admin = service.listening_addr($label).await;
             for path in ["health", "ready", "metrics"] {
                 let status = $crate::testing::get_status(&format!("http://{admin}/{path}")).await;
                 assert_eq!(status, 200, "/{path}");

@@ -43,7 +43,7 @@ impl Incoming {
             .and_then(|(_, v)| v.as_deref())
     }
 
-    fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
+    pub(crate) fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
         let headers = message
             .headers()
             .map(|hs| {

@@ -5,6 +5,7 @@
 mod consumer;
 mod dead_letter;
 mod producer;
+mod replay;
 pub mod topics;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use rdkafka::error::KafkaError;
 pub use consumer::{Consumer, ConsumerSettings, HandleError, Handler, Incoming};
 pub use dead_letter::headers as dead_letter_headers;
 pub use producer::{Delivered, ProduceError, Producer, Record};
+pub use replay::replay;
 
 use crate::config::KafkaConfig;
 

@@ -23,12 +23,12 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-/// A record to send: topic, optional key, payload and headers.
+/// A record to send: topic, optional key, payload (none for a tombstone) and headers.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     topic: &'a str,
     key: Option<&'a [u8]>,
-    payload: &'a [u8],
+    payload: Option<&'a [u8]>,
     headers: Vec<(&'a str, &'a [u8])>,
 }
 
@@ -37,7 +37,17 @@ impl<'a> Record<'a> {
         Self {
             topic,
             key: None,
-            payload,
+            payload: Some(payload),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A record without a value: on a compacted topic it deletes its key.
+    pub fn tombstone(topic: &'a str, key: &'a [u8]) -> Self {
+        Self {
+            topic,
+            key: Some(key),
+            payload: None,
             headers: Vec::new(),
         }
     }
@@ -95,7 +105,10 @@ impl Producer {
 
     /// Sends one record and waits for its acknowledgement.
     pub async fn send(&self, record: Record<'_>) -> Result<Delivered, ProduceError> {
-        let mut future_record = FutureRecord::<[u8], [u8]>::to(record.topic).payload(record.payload);
+        let mut future_record = FutureRecord::<[u8], [u8]>::to(record.topic);
+        if let Some(payload) = record.payload {
+            future_record = future_record.payload(payload);
+        }
         if let Some(key) = record.key {
             future_record = future_record.key(key);
         }

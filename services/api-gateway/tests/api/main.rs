@@ -5,5 +5,6 @@ mod errors;
 platform::service_lifecycle_tests!(
     env!("CARGO_BIN_EXE_api-gateway"),
     "GATEWAY_ADMIN_ADDR",
+    "admin (health, ready, metrics)",
     [("GATEWAY_HTTP_ADDR", "127.0.0.1:0")]
 );
