@@ -1,0 +1,296 @@
+//! Confluent's REST API, the parts clients call. Bodies are JSON whatever the content type
+//! (`application/vnd.schemaregistry.v1+json`, `application/json`, none); unknown query
+//! parameters are ignored; anything else is a JSON 404.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::RegistryError;
+use crate::registry::{Registry, SchemaRequest};
+use crate::schema::Level;
+use crate::state::{StoredSchema, VersionSpec};
+
+pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+type Shared = State<Arc<Registry>>;
+type Params = Query<HashMap<String, String>>;
+type Reply = Result<Response, RegistryError>;
+
+pub(crate) fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/", get(|| async { reply(json!({})) }))
+        .route("/schemas/types", get(|| async { reply(json!(["AVRO"])) }))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
+        .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
+        .route("/schemas/ids/{id}/versions", get(versions_by_id))
+        .route("/subjects", get(subjects))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route("/subjects/{subject}/versions", get(versions).post(register))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version).delete(delete_version),
+        )
+        .route("/subjects/{subject}/versions/{version}/schema", get(raw_version))
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
+        )
+        .route("/compatibility/subjects/{subject}/versions", post(compatibility))
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility_with_version),
+        )
+        .route("/config", get(global_config).put(set_global_config))
+        .route(
+            "/config/{subject}",
+            get(subject_config)
+                .put(set_subject_config)
+                .delete(delete_subject_config),
+        )
+        .route("/mode", get(|| async { reply(json!({ "mode": "READWRITE" })) }))
+        .route(
+            "/mode/{subject}",
+            get(|| async { reply(json!({ "mode": "READWRITE" })) }),
+        )
+        .fallback(|| async { RegistryError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
+        .with_state(registry)
+}
+
+fn reply(body: Value) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], Json(body)).into_response()
+}
+
+fn flag(params: &HashMap<String, String>, name: &str) -> bool {
+    params.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn parse_id(text: &str) -> Result<u32, RegistryError> {
+    text.parse().map_err(|_| RegistryError::SchemaNotFound(text.to_owned()))
+}
+
+fn schema_body(stored: &StoredSchema) -> Value {
+    let mut body = json!({ "schema": stored.schema });
+    if let Some(schema_type) = &stored.schema_type {
+        body["schemaType"] = json!(schema_type);
+    }
+    if !stored.references.is_empty() {
+        body["references"] = json!(stored.references);
+    }
+    body
+}
+
+/// The schema text is itself JSON; `/schema` endpoints return it as the body.
+fn raw(schema: &str) -> Reply {
+    let value: Value = serde_json::from_str(schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+    Ok(reply(value))
+}
+
+/// A JSON body, accepted whatever its content type, with Confluent's 422 when it is not JSON.
+pub(crate) struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = RegistryError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| RegistryError::UnprocessableEntity(format!("Unreadable request body: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| RegistryError::UnprocessableEntity(format!("Unrecognized request body: {e}")))
+    }
+}
+
+async fn schema_by_id(State(registry): Shared, Path(id): Path<String>) -> Reply {
+    Ok(reply(schema_body(&registry.schema_by_id(parse_id(&id)?)?)))
+}
+
+async fn raw_schema_by_id(State(registry): Shared, Path(id): Path<String>) -> Reply {
+    raw(&registry.schema_by_id(parse_id(&id)?)?.schema)
+}
+
+async fn subjects_by_id(State(registry): Shared, Path(id): Path<String>, Query(params): Params) -> Reply {
+    let mut subjects: Vec<String> = registry
+        .usages(parse_id(&id)?, flag(&params, "deleted"))?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    subjects.dedup();
+    Ok(reply(json!(subjects)))
+}
+
+async fn versions_by_id(State(registry): Shared, Path(id): Path<String>, Query(params): Params) -> Reply {
+    let usages = registry.usages(parse_id(&id)?, flag(&params, "deleted"))?;
+    let body: Vec<Value> = usages
+        .into_iter()
+        .map(|(s, v)| json!({ "subject": s, "version": v }))
+        .collect();
+    Ok(reply(json!(body)))
+}
+
+async fn subjects(State(registry): Shared, Query(params): Params) -> Reply {
+    let prefix = params.get("subjectPrefix").map(String::as_str).unwrap_or_default();
+    let subjects: Vec<String> = registry
+        .subjects(flag(&params, "deleted"))
+        .into_iter()
+        .filter(|s| s.starts_with(prefix))
+        .collect();
+    Ok(reply(json!(subjects)))
+}
+
+async fn versions(State(registry): Shared, Path(subject): Path<String>, Query(params): Params) -> Reply {
+    Ok(reply(json!(registry.versions(&subject, flag(&params, "deleted"))?)))
+}
+
+async fn register(State(registry): Shared, Path(subject): Path<String>, Body(request): Body<SchemaRequest>) -> Reply {
+    let id = registry.register(&subject, &request).await?;
+    Ok(reply(json!({ "id": id })))
+}
+
+async fn lookup(
+    State(registry): Shared,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    Body(request): Body<SchemaRequest>,
+) -> Reply {
+    let found = registry.lookup(&subject, &request, flag(&params, "deleted"))?;
+    Ok(reply(
+        json!({ "subject": found.subject, "version": found.version, "id": found.id, "schema": found.schema }),
+    ))
+}
+
+async fn version(
+    State(registry): Shared,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Reply {
+    let value = registry.version(&subject, VersionSpec::parse(&version)?, flag(&params, "deleted"))?;
+    let mut body = schema_body(&StoredSchema {
+        schema: value.schema.clone(),
+        schema_type: value.schema_type.clone(),
+        references: value.references.clone(),
+    });
+    body["subject"] = json!(value.subject);
+    body["version"] = json!(value.version);
+    body["id"] = json!(value.id);
+    Ok(reply(body))
+}
+
+async fn raw_version(
+    State(registry): Shared,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Reply {
+    raw(&registry
+        .version(&subject, VersionSpec::parse(&version)?, flag(&params, "deleted"))?
+        .schema)
+}
+
+async fn referenced_by(State(registry): Shared, Path((subject, version)): Path<(String, String)>) -> Reply {
+    Ok(reply(json!(
+        registry.referenced_by(&subject, VersionSpec::parse(&version)?)?
+    )))
+}
+
+async fn delete_subject(State(registry): Shared, Path(subject): Path<String>, Query(params): Params) -> Reply {
+    Ok(reply(json!(
+        registry.delete_subject(&subject, flag(&params, "permanent")).await?
+    )))
+}
+
+async fn delete_version(
+    State(registry): Shared,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+) -> Reply {
+    let spec = VersionSpec::parse(&version)?;
+    Ok(reply(json!(
+        registry
+            .delete_version(&subject, spec, flag(&params, "permanent"))
+            .await?
+    )))
+}
+
+async fn compatibility(
+    State(registry): Shared,
+    Path(subject): Path<String>,
+    Query(params): Params,
+    Body(request): Body<SchemaRequest>,
+) -> Reply {
+    compatibility_reply(registry.test_compatibility(&subject, None, &request)?, &params)
+}
+
+async fn compatibility_with_version(
+    State(registry): Shared,
+    Path((subject, version)): Path<(String, String)>,
+    Query(params): Params,
+    Body(request): Body<SchemaRequest>,
+) -> Reply {
+    let spec = VersionSpec::parse(&version)?;
+    compatibility_reply(registry.test_compatibility(&subject, Some(spec), &request)?, &params)
+}
+
+fn compatibility_reply(problems: Vec<String>, params: &HashMap<String, String>) -> Reply {
+    let mut body = json!({ "is_compatible": problems.is_empty() });
+    if flag(params, "verbose") {
+        body["messages"] = json!(problems);
+    }
+    Ok(reply(body))
+}
+
+#[derive(Debug, Deserialize)]
+struct LevelRequest {
+    compatibility: Option<String>,
+}
+
+impl LevelRequest {
+    fn level(&self) -> Result<Level, RegistryError> {
+        self.compatibility
+            .as_deref()
+            .and_then(|l| l.parse().ok())
+            .ok_or(RegistryError::InvalidCompatibilityLevel)
+    }
+}
+
+async fn global_config(State(registry): Shared) -> Reply {
+    Ok(reply(json!({ "compatibilityLevel": registry.global_level() })))
+}
+
+async fn set_global_config(State(registry): Shared, Body(request): Body<LevelRequest>) -> Reply {
+    let level = request.level()?;
+    registry.set_level(None, level).await?;
+    Ok(reply(json!({ "compatibility": level })))
+}
+
+async fn subject_config(State(registry): Shared, Path(subject): Path<String>, Query(params): Params) -> Reply {
+    let level = registry.subject_level(&subject, flag(&params, "defaultToGlobal"))?;
+    Ok(reply(json!({ "compatibilityLevel": level })))
+}
+
+async fn set_subject_config(
+    State(registry): Shared,
+    Path(subject): Path<String>,
+    Body(request): Body<LevelRequest>,
+) -> Reply {
+    let level = request.level()?;
+    registry.set_level(Some(&subject), level).await?;
+    Ok(reply(json!({ "compatibility": level })))
+}
+
+async fn delete_subject_config(State(registry): Shared, Path(subject): Path<String>) -> Reply {
+    Ok(reply(
+        json!({ "compatibilityLevel": registry.delete_subject_level(&subject).await? }),
+    ))
+}

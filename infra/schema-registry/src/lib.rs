@@ -1,0 +1,102 @@
+//! Infrastructure, not one of the domain services: a Schema Registry speaking Confluent's REST
+//! API for Avro, so the services (through `schema_registry_converter`) and any Confluent client
+//! cannot tell it from Confluent's, for Docker-free runs and CI. With Docker, compose runs
+//! Confluent's own registry instead.
+//!
+//! Like Confluent's, it keeps its state in a compacted Kafka topic (`_schemas`, Confluent's
+//! record format) and rebuilds its index from it on start, so ids and versions survive restarts.
+//! One instance per topic is supported: there is no leader election between instances.
+//!
+//! - [`config`]: environment configuration;
+//! - `record`: the `_schemas` records; `state`: the in-memory index built from them;
+//! - `schema`: Avro parsing, canonical form and compatibility levels;
+//! - [`registry`]: the operations, writes serialised and stored in Kafka before they apply;
+//! - `http`: the REST endpoints; [`error`]: Confluent's error codes.
+
+pub mod config;
+mod error;
+mod http;
+mod record;
+mod registry;
+mod schema;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use platform::Shutdown;
+use platform::health::{self, Health};
+use platform::kafka::topics::{self, TopicSpec};
+use platform::kafka::{self as kafka, Producer};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use schema::Level;
+
+/// A loaded registry with its listener bound.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    producer: Producer,
+    health: Health,
+}
+
+use registry::Registry;
+
+impl Application {
+    /// Binds, checks Kafka, ensures the schemas topic and loads every schema from it.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let cluster = kafka::check_connection(&config.kafka).await?;
+        tracing::info!(bootstrap = %config.kafka.bootstrap_servers, brokers = cluster.brokers, "connected to Kafka");
+        let spec = TopicSpec::new(&config.kafkastore_topic)
+            .partitions(1)
+            .replication_factor(config.replication_factor)
+            .compacted();
+        topics::ensure_and_log(&config.kafka, &[spec]).await?;
+        let producer = Producer::new(&config.kafka, "schema-registry")?;
+        let registry = Registry::load(
+            &config.kafka,
+            &config.kafkastore_topic,
+            producer.clone(),
+            config.compatibility_level,
+        )
+        .await
+        .with_context(|| format!("cannot load schemas from topic {}", config.kafkastore_topic))?;
+        let health = Health::new("schema-registry");
+        health.ready("store", format!("topic {} loaded", config.kafkastore_topic));
+        tracing::info!("schema registry listening on http://{}", listener.local_addr()?);
+        Ok(Self {
+            listener,
+            registry: Arc::new(registry),
+            producer,
+            health,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until shutdown, then flushes the producer.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let router = http::router(self.registry)
+            .merge(health::router(self.health))
+            .layer(TraceLayer::new_for_http());
+        health::serve(self.listener, router, shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.producer.flush(std::time::Duration::from_secs(30)).await?;
+        Ok(())
+    }
+}
+
+/// Builds and runs until shutdown (the binary's body).
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    Application::build(config).await?.run_until_stopped(shutdown).await
+}
