@@ -8,12 +8,14 @@ services := "api-gateway user-service import-worker export-worker"
 default:
     @just --list --unsorted
 
-# Start the local infrastructure (single-node Kafka on 127.0.0.1:9092) in the background; returns when ready
+# Start the local infrastructure (Kafka on 127.0.0.1:9092, schema registry on :8081) in the background; returns when ready
 infra-up *flags:
     deploy/kafka/kafka.sh start {{ flags }}
+    deploy/schema-registry.sh start
 
 # Stop the local infrastructure cleanly (data is kept; `just infra-up --fresh` starts empty)
 infra-down:
+    deploy/schema-registry.sh stop
     deploy/kafka/kafka.sh stop
 
 # Start a three-node Kafka cluster (RF 3, min.insync.replicas=2) on 127.0.0.1:19092-19094
@@ -27,6 +29,7 @@ infra-down-cluster:
 # Show what is running
 infra-status:
     -deploy/kafka/kafka.sh status
+    -deploy/schema-registry.sh status
     -deploy/kafka/kafka.sh status --cluster
 
 # Run a Kafka CLI tool against the running broker, e.g. `just kafka topics --list`

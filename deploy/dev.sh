@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `just dev`: the whole stack on this machine, no Docker. Starts the local infrastructure, then
+# `just dev`: the whole stack on this machine, no Docker. Starts the local infrastructure (Kafka
+# and the schema registry), then
 # the four services in the foreground with their logs prefixed by name. Ctrl-C (or SIGTERM)
 # stops the services cleanly (each drains, commits and flushes), then the infrastructure.
 set -euo pipefail
@@ -10,6 +11,7 @@ colors=(36 32 33 35)
 
 cargo build --quiet --bins
 deploy/kafka/kafka.sh start
+deploy/schema-registry.sh start
 
 pids=()
 stopped=0
@@ -20,6 +22,7 @@ stop() {
   echo "dev: stopping services..." >&2
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
+  deploy/schema-registry.sh stop
   deploy/kafka/kafka.sh stop
   echo "dev: stopped" >&2
 }

@@ -2,22 +2,26 @@
 # Checks the local Kafka scripts the way people use them, on ports and a data directory of its
 # own (so a running `just dev` stack is left alone):
 #   1. `just infra-up && just kafka topics --list && just infra-down` works twice in a row,
-#      the second start reusing the cached jars and the kept data;
+#      the second start reusing the cached jars and the kept data, the registry answering;
 #   2. the three-node shape starts and a topic with RF 3 reports three in-sync replicas.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 export KAFKA_DATA_DIR="$PWD/.local/kafka-smoke"
 export KAFKA_PORT=49092 KAFKA_CONTROLLER_PORT=49093 KAFKA_CLUSTER_BASE_PORT=49192
+export SCHEMA_REGISTRY_HTTP_ADDR=127.0.0.1:48081 SCHEMA_REGISTRY_DIR="$KAFKA_DATA_DIR/schema-registry"
 unset KAFKA_BOOTSTRAP_SERVERS
 rm -rf "$KAFKA_DATA_DIR"
-trap 'deploy/kafka/kafka.sh stop >/dev/null 2>&1 || true; deploy/kafka/kafka.sh stop --cluster >/dev/null 2>&1 || true' EXIT
+trap 'deploy/schema-registry.sh stop >/dev/null 2>&1 || true; deploy/kafka/kafka.sh stop >/dev/null 2>&1 || true
+  deploy/kafka/kafka.sh stop --cluster >/dev/null 2>&1 || true' EXIT
 
 fail() { echo "smoke-test: FAIL: $*" >&2; exit 1; }
 
 for round in 1 2; do
   just infra-up
   listed="$(just kafka topics --list)"
+  curl -sf "http://$SCHEMA_REGISTRY_HTTP_ADDR/subjects" >/dev/null || fail "round $round: the schema registry does not answer"
+  [[ $listed == *_schemas* ]] || fail "round $round: the registry's _schemas topic is missing"
   [[ $round == 1 ]] && just kafka topics --create --topic smoke --partitions 2 >/dev/null
   [[ $round == 2 && $listed != *smoke* ]] && fail "round 2: the topic created in round 1 is gone (data not kept)"
   just infra-down
