@@ -1,7 +1,21 @@
-//! The user-management domain, shared by every service and free of I/O: validated value types
-//! (`Email::parse(..) -> Result`), the user aggregate, commands, events and command outcomes,
-//! and their mapping to the Avro contract in `schemas/`.
+//! The user-management domain, shared by every service and free of I/O:
 //!
-//! Nothing here may open a socket, read a file or spawn a task; the services do that through
-//! the `platform` crate. The types arrive with the users issue; until then the crate only fixes
-//! its place in the workspace.
+//! - [`user`]: the user and its validated fields (`Email::parse`, `Name::parse`, `Age::parse`);
+//! - [`command`], [`event`], [`reply`]: what travels on the commands, events and replies topics;
+//! - [`decide`]: the rules, as a pure function from a command and the current users to a
+//!   decision (an event to apply, nothing to change, or a rejection with its reason);
+//! - [`view`]: the users as a read model built by applying events (each service keeps one);
+//! - [`avro`]: the mapping to the Avro contract in `schemas/`.
+//!
+//! Nothing here opens a socket or reads a file; services do that through `platform`.
+
+pub mod avro;
+pub mod command;
+pub mod decide;
+pub mod event;
+pub mod reply;
+pub mod time;
+pub mod user;
+pub mod view;
+
+pub use uuid::Uuid;

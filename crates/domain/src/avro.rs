@@ -1,0 +1,486 @@
+//! The mapping between the domain types and the Avro contract in `schemas/*.avsc`.
+//!
+//! Encoding builds a [`Value`] that matches the schema file field for field. Decoding reads the
+//! value (decoded with the writer's schema) by field name: fields a newer writer added are
+//! ignored, optional fields an older writer lacked read as absent. Union branches are read by
+//! position, so the contract only ever appends branches (apache-avro's `Value::resolve` cannot
+//! be used here: it picks the first structurally matching record of a union, and
+//! `UserCreated`/`UserUpdated` have the same shape).
+
+use std::sync::LazyLock;
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use uuid::Uuid;
+
+use crate::command::{Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
+use crate::event::{Event, EventEnvelope};
+use crate::reply::{Accepted, EventPosition, Outcome, Rejection, RejectionReason, Reply};
+use crate::time::Timestamp;
+use crate::user::{Age, Email, FieldError, Name, User};
+
+/// The schema files, compiled in.
+pub mod schemas {
+    pub const USER_COMMAND: &str = include_str!("../../../schemas/user_command.avsc");
+    pub const USER_EVENT: &str = include_str!("../../../schemas/user_event.avsc");
+    pub const USER_REPLY: &str = include_str!("../../../schemas/user_reply.avsc");
+}
+
+fn parsed(text: &str) -> Schema {
+    Schema::parse_str(text).expect("the schema files under schemas/ are valid Avro (tested)")
+}
+
+pub static COMMAND_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_COMMAND));
+pub static EVENT_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_EVENT));
+pub static REPLY_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_REPLY));
+
+/// A record that does not fit the contract: it can never be processed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("record does not match the {schema} contract: {detail}")]
+pub struct AvroError {
+    schema: &'static str,
+    detail: String,
+}
+
+/// A type with a place in the Avro contract.
+pub trait AvroRecord: Sized {
+    const SCHEMA_NAME: &'static str;
+    fn schema() -> &'static Schema;
+    fn to_avro(&self) -> Value;
+    fn from_fields(fields: &mut Fields) -> Result<Self, String>;
+
+    /// Maps a decoded value (any compatible writer schema) to the domain type.
+    fn from_avro(value: Value) -> Result<Self, AvroError> {
+        Fields::of(value)
+            .and_then(|mut fields| Self::from_fields(&mut fields))
+            .map_err(|detail| AvroError {
+                schema: Self::SCHEMA_NAME,
+                detail,
+            })
+    }
+}
+
+// ---- encoding helpers ---------------------------------------------------------------------------
+
+fn record(fields: Vec<(&str, Value)>) -> Value {
+    Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn nullable(value: Option<Value>) -> Value {
+    match value {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(value) => Value::Union(1, Box::new(value)),
+    }
+}
+
+fn long(n: u64) -> Value {
+    Value::Long(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn ts(t: Timestamp) -> Value {
+    Value::TimestampMillis(t.millis())
+}
+
+fn user_value(user: &User) -> Value {
+    record(vec![
+        ("id", Value::Uuid(user.id)),
+        ("email", Value::String(user.email.as_str().to_owned())),
+        ("name", Value::String(user.name.as_str().to_owned())),
+        ("age", nullable(user.age.map(|a| Value::Int(i32::from(a.get()))))),
+        ("created_at", ts(user.created_at)),
+        ("updated_at", ts(user.updated_at)),
+        ("version", long(user.version)),
+    ])
+}
+
+// ---- decoding helpers ---------------------------------------------------------------------------
+
+/// The fields of a decoded record, taken by name.
+#[derive(Debug)]
+pub struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    fn of(value: Value) -> Result<Self, String> {
+        match value {
+            Value::Record(fields) => Ok(Self(fields)),
+            other => Err(format!("expected a record, found {other:?}")),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Result<Value, String> {
+        let index = self
+            .0
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| format!("missing field {name}"))?;
+        Ok(unwrap_union(self.0.swap_remove(index).1))
+    }
+
+    fn record(&mut self, name: &str) -> Result<Fields, String> {
+        Self::of(self.take(name)?)
+    }
+
+    /// An optional field: null, or missing because the writer's schema predates it.
+    fn optional(&mut self, name: &str) -> Result<Option<Value>, String> {
+        if !self.0.iter().any(|(n, _)| n == name) {
+            return Ok(None);
+        }
+        Ok(match self.take(name)? {
+            Value::Null => None,
+            value => Some(value),
+        })
+    }
+
+    fn string(&mut self, name: &str) -> Result<String, String> {
+        as_string(self.take(name)?, name)
+    }
+
+    fn uuid(&mut self, name: &str) -> Result<Uuid, String> {
+        match self.take(name)? {
+            Value::Uuid(id) => Ok(id),
+            Value::String(text) => Uuid::parse_str(&text).map_err(|e| format!("{name}: {e}")),
+            other => Err(format!("{name}: expected a uuid, found {other:?}")),
+        }
+    }
+
+    fn long(&mut self, name: &str) -> Result<i64, String> {
+        as_long(self.take(name)?, name)
+    }
+
+    fn version(&mut self, name: &str) -> Result<u64, String> {
+        u64::try_from(self.long(name)?).map_err(|_| format!("{name} must not be negative"))
+    }
+
+    fn optional_version(&mut self, name: &str) -> Result<Option<u64>, String> {
+        self.optional(name)?
+            .map(|v| {
+                as_long(v, name).and_then(|n| u64::try_from(n).map_err(|_| format!("{name} must not be negative")))
+            })
+            .transpose()
+    }
+
+    fn timestamp(&mut self, name: &str) -> Result<Timestamp, String> {
+        match self.take(name)? {
+            Value::TimestampMillis(ms) | Value::Long(ms) => Ok(Timestamp::from_millis(ms)),
+            other => Err(format!("{name}: expected timestamp-millis, found {other:?}")),
+        }
+    }
+
+    /// The branch of a union of records: its position in the schema and its fields.
+    fn branch(&mut self, name: &str) -> Result<(u32, Fields), String> {
+        let index = self
+            .0
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| format!("missing field {name}"))?;
+        match self.0.swap_remove(index).1 {
+            Value::Union(i, inner) => Ok((i, Self::of(*inner)?)),
+            other => Err(format!("{name}: expected a union, found {other:?}")),
+        }
+    }
+}
+
+fn unwrap_union(value: Value) -> Value {
+    match value {
+        Value::Union(_, inner) => *inner,
+        other => other,
+    }
+}
+
+fn as_string(value: Value, name: &str) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(format!("{name}: expected a string, found {other:?}")),
+    }
+}
+
+fn as_long(value: Value, name: &str) -> Result<i64, String> {
+    match value {
+        Value::Long(n) => Ok(n),
+        Value::Int(n) => Ok(i64::from(n)),
+        other => Err(format!("{name}: expected a number, found {other:?}")),
+    }
+}
+
+/// A stored user must satisfy today's rules too: anything else is a corrupt record.
+fn user_from(mut f: Fields) -> Result<User, String> {
+    let email = Email::parse(&f.string("email")?).map_err(|e| e.to_string())?;
+    let name = Name::parse(&f.string("name")?).map_err(|e| e.to_string())?;
+    let age = f
+        .optional("age")?
+        .map(|v| as_long(v, "age").and_then(|n| Age::parse(n).map_err(|e| e.to_string())));
+    Ok(User {
+        id: f.uuid("id")?,
+        email,
+        name,
+        age: age.transpose()?,
+        created_at: f.timestamp("created_at")?,
+        updated_at: f.timestamp("updated_at")?,
+        version: f.version("version")?,
+    })
+}
+
+// ---- commands -------------------------------------------------------------------------------------
+
+impl AvroRecord for CommandEnvelope {
+    const SCHEMA_NAME: &'static str = "UserCommand";
+
+    fn schema() -> &'static Schema {
+        &COMMAND_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let (branch, body) = match &self.command {
+            Command::Create(c) => (
+                0,
+                record(vec![
+                    ("email", Value::String(c.email.clone())),
+                    ("name", Value::String(c.name.clone())),
+                    ("age", nullable(c.age.map(Value::Long))),
+                ]),
+            ),
+            Command::Update(u) => (
+                1,
+                record(vec![
+                    ("user_id", Value::Uuid(u.user_id)),
+                    ("email", nullable(u.email.clone().map(Value::String))),
+                    ("name", nullable(u.name.clone().map(Value::String))),
+                    (
+                        "age",
+                        nullable(u.age.map(|age| record(vec![("value", nullable(age.map(Value::Long)))]))),
+                    ),
+                    ("expected_version", nullable(u.expected_version.map(long))),
+                ]),
+            ),
+            Command::Delete(d) => (
+                2,
+                record(vec![
+                    ("user_id", Value::Uuid(d.user_id)),
+                    ("expected_version", nullable(d.expected_version.map(long))),
+                ]),
+            ),
+        };
+        record(vec![
+            ("command_id", Value::Uuid(self.command_id)),
+            ("correlation_id", Value::Uuid(self.correlation_id)),
+            ("requester", Value::String(self.requester.clone())),
+            ("issued_at", ts(self.issued_at)),
+            ("command", Value::Union(branch, Box::new(body))),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        // Branches in schema order: CreateUser, UpdateUser, DeleteUser.
+        let (branch, mut body) = f.branch("command")?;
+        let command = match branch {
+            0 => Command::Create(CreateUser {
+                email: body.string("email")?,
+                name: body.string("name")?,
+                age: body.optional("age")?.map(|v| as_long(v, "age")).transpose()?,
+            }),
+            1 => Command::Update(UpdateUser {
+                user_id: body.uuid("user_id")?,
+                email: body.optional("email")?.map(|v| as_string(v, "email")).transpose()?,
+                name: body.optional("name")?.map(|v| as_string(v, "name")).transpose()?,
+                age: body
+                    .optional("age")?
+                    .map(|change| {
+                        Fields::of(change)?
+                            .optional("value")?
+                            .map(|v| as_long(v, "age"))
+                            .transpose()
+                    })
+                    .transpose()?,
+                expected_version: body.optional_version("expected_version")?,
+            }),
+            2 => Command::Delete(DeleteUser {
+                user_id: body.uuid("user_id")?,
+                expected_version: body.optional_version("expected_version")?,
+            }),
+            other => return Err(format!("command: unknown branch {other}")),
+        };
+        Ok(Self {
+            command_id: f.uuid("command_id")?,
+            correlation_id: f.uuid("correlation_id")?,
+            requester: f.string("requester")?,
+            issued_at: f.timestamp("issued_at")?,
+            command,
+        })
+    }
+}
+
+// ---- events ---------------------------------------------------------------------------------------
+
+impl AvroRecord for EventEnvelope {
+    const SCHEMA_NAME: &'static str = "UserEvent";
+
+    fn schema() -> &'static Schema {
+        &EVENT_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let (branch, body) = match &self.event {
+            Event::Created(user) => (0, record(vec![("user", user_value(user))])),
+            Event::Updated(user) => (1, record(vec![("user", user_value(user))])),
+            Event::Deleted {
+                user_id,
+                email,
+                version,
+            } => (
+                2,
+                record(vec![
+                    ("user_id", Value::Uuid(*user_id)),
+                    ("email", Value::String(email.as_str().to_owned())),
+                    ("version", long(*version)),
+                ]),
+            ),
+        };
+        record(vec![
+            ("event_id", Value::Uuid(self.event_id)),
+            ("command_id", Value::Uuid(self.command_id)),
+            ("correlation_id", Value::Uuid(self.correlation_id)),
+            ("occurred_at", ts(self.occurred_at)),
+            ("event", Value::Union(branch, Box::new(body))),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        // Branches in schema order: UserCreated, UserUpdated, UserDeleted.
+        let (branch, mut body) = f.branch("event")?;
+        let event = match branch {
+            0 => Event::Created(user_from(body.record("user")?)?),
+            1 => Event::Updated(user_from(body.record("user")?)?),
+            2 => Event::Deleted {
+                user_id: body.uuid("user_id")?,
+                email: Email::parse(&body.string("email")?).map_err(|e| e.to_string())?,
+                version: body.version("version")?,
+            },
+            other => return Err(format!("event: unknown branch {other}")),
+        };
+        Ok(Self {
+            event_id: f.uuid("event_id")?,
+            command_id: f.uuid("command_id")?,
+            correlation_id: f.uuid("correlation_id")?,
+            occurred_at: f.timestamp("occurred_at")?,
+            event,
+        })
+    }
+}
+
+// ---- replies --------------------------------------------------------------------------------------
+
+const REASON_SYMBOLS: [&str; 4] = ["EMAIL_TAKEN", "NOT_FOUND", "VERSION_CONFLICT", "INVALID"];
+
+impl AvroRecord for Reply {
+    const SCHEMA_NAME: &'static str = "UserCommandReply";
+
+    fn schema() -> &'static Schema {
+        &REPLY_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let (branch, body) = match &self.outcome {
+            Outcome::Accepted(a) => (
+                0,
+                record(vec![
+                    ("user_id", Value::Uuid(a.user_id)),
+                    ("user", nullable(a.user.as_ref().map(user_value))),
+                    ("event_partition", nullable(a.event.map(|p| Value::Int(p.partition)))),
+                    ("event_offset", nullable(a.event.map(|p| Value::Long(p.offset)))),
+                ]),
+            ),
+            Outcome::Rejected(r) => {
+                let index = RejectionReason::ALL.iter().position(|x| *x == r.reason).unwrap_or(3);
+                let errors = r
+                    .field_errors
+                    .iter()
+                    .map(|e| {
+                        record(vec![
+                            ("field", Value::String(e.field.clone())),
+                            ("code", Value::String(e.code.clone())),
+                            ("message", Value::String(e.message.clone())),
+                        ])
+                    })
+                    .collect();
+                (
+                    1,
+                    record(vec![
+                        ("reason", Value::Enum(index as u32, REASON_SYMBOLS[index].to_owned())),
+                        ("message", Value::String(r.message.clone())),
+                        ("field_errors", Value::Array(errors)),
+                    ]),
+                )
+            }
+        };
+        record(vec![
+            ("command_id", Value::Uuid(self.command_id)),
+            ("correlation_id", Value::Uuid(self.correlation_id)),
+            ("requester", Value::String(self.requester.clone())),
+            ("outcome", Value::Union(branch, Box::new(body))),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        // Branches in schema order: Accepted, Rejected.
+        let (branch, mut body) = f.branch("outcome")?;
+        let outcome = if branch == 0 {
+            let partition = body
+                .optional("event_partition")?
+                .map(|v| as_long(v, "event_partition"))
+                .transpose()?;
+            let offset = body
+                .optional("event_offset")?
+                .map(|v| as_long(v, "event_offset"))
+                .transpose()?;
+            Outcome::Accepted(Accepted {
+                user_id: body.uuid("user_id")?,
+                user: body
+                    .optional("user")?
+                    .map(Fields::of)
+                    .transpose()?
+                    .map(user_from)
+                    .transpose()?,
+                event: match (partition, offset) {
+                    (Some(p), Some(o)) => Some(EventPosition {
+                        partition: i32::try_from(p).unwrap_or(-1),
+                        offset: o,
+                    }),
+                    _ => None,
+                },
+            })
+        } else {
+            let reason = match body.take("reason")? {
+                Value::Enum(_, symbol) => REASON_SYMBOLS
+                    .iter()
+                    .position(|s| *s == symbol)
+                    .map_or(RejectionReason::Invalid, |i| RejectionReason::ALL[i]),
+                other => return Err(format!("reason: expected an enum, found {other:?}")),
+            };
+            let field_errors = match body.take("field_errors")? {
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|item| {
+                        let mut e = Fields::of(item)?;
+                        Ok(FieldError {
+                            field: e.string("field")?,
+                            code: e.string("code")?,
+                            message: e.string("message")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+                other => return Err(format!("field_errors: expected an array, found {other:?}")),
+            };
+            Outcome::Rejected(Rejection {
+                reason,
+                message: body.string("message")?,
+                field_errors,
+            })
+        };
+        Ok(Self {
+            command_id: f.uuid("command_id")?,
+            correlation_id: f.uuid("correlation_id")?,
+            requester: f.string("requester")?,
+            outcome,
+        })
+    }
+}

@@ -1,0 +1,62 @@
+//! Commands to user-service, as requested: raw field values (user-service validates them, it
+//! is the authority) plus the ids that make them traceable and idempotent.
+
+use uuid::Uuid;
+
+use crate::time::Timestamp;
+
+/// A command with its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandEnvelope {
+    /// Unique per intent: the same command id delivered twice has one effect.
+    pub command_id: Uuid,
+    /// Ties the command to the request (or import) it serves; echoed in events and replies.
+    pub correlation_id: Uuid,
+    /// Who waits for the reply (a gateway instance, the import worker): replies carry it back.
+    pub requester: String,
+    pub issued_at: Timestamp,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Create(CreateUser),
+    Update(UpdateUser),
+    Delete(DeleteUser),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateUser {
+    pub email: String,
+    pub name: String,
+    pub age: Option<i64>,
+}
+
+/// A partial update: `None` leaves a field as it is; `age: Some(None)` clears the age.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpdateUser {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub age: Option<Option<i64>>,
+    /// Refuse with `version_conflict` unless the user is at this version (HTTP If-Match).
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteUser {
+    pub user_id: Uuid,
+    pub expected_version: Option<u64>,
+}
+
+impl Command {
+    /// The partition key: commands about one user stay in order; creates are keyed by email
+    /// so that competing creates of one address meet on one partition.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Create(create) => create.email.trim().to_lowercase(),
+            Self::Update(update) => update.user_id.to_string(),
+            Self::Delete(delete) => delete.user_id.to_string(),
+        }
+    }
+}

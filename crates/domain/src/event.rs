@@ -1,0 +1,43 @@
+//! Events: what user-service decided, the source of truth every projection rebuilds from.
+
+use uuid::Uuid;
+
+use crate::time::Timestamp;
+use crate::user::{Email, User};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEnvelope {
+    pub event_id: Uuid,
+    /// The command that caused it: how a redelivered command is recognised as done.
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
+    pub occurred_at: Timestamp,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new user, at version 1.
+    Created(User),
+    /// The full new state after a change.
+    Updated(User),
+    /// The user is gone; `version` is the version the deletion produced.
+    Deleted { user_id: Uuid, email: Email, version: u64 },
+}
+
+impl Event {
+    /// The events topic's key: one user's events stay ordered on one partition.
+    pub fn user_id(&self) -> Uuid {
+        match self {
+            Self::Created(user) | Self::Updated(user) => user.id,
+            Self::Deleted { user_id, .. } => *user_id,
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Created(user) | Self::Updated(user) => user.version,
+            Self::Deleted { version, .. } => *version,
+        }
+    }
+}

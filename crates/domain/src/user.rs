@@ -1,0 +1,281 @@
+//! The user and its validated fields. Constructors named `parse` check and normalise raw input
+//! and say, per field, what is wrong.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::time::Timestamp;
+
+/// What is wrong with one field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    /// Machine-readable: `required`, `invalid`, `too_long`, `out_of_range`.
+    pub code: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// An email address: trimmed, syntactically valid, at most 254 characters. Kept as written;
+/// uniqueness compares [`Email::key`], its lower-cased form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim();
+        let invalid = |why: &str| FieldError::new("email", "invalid", format!("not a valid email address: {why}"));
+        if email.is_empty() {
+            return Err(FieldError::new("email", "required", "email is required"));
+        }
+        if email.chars().count() > Self::MAX_LEN {
+            return Err(FieldError::new(
+                "email",
+                "too_long",
+                format!("at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return Err(invalid("missing '@'"));
+        };
+        if local.is_empty() || local.len() > 64 {
+            return Err(invalid("the part before '@' must have 1 to 64 characters"));
+        }
+        let local_ok = local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        if !local_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(invalid("unexpected character in the part before '@'"));
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if labels.len() < 2 || !labels.iter().all(label_ok) {
+            return Err(invalid("the domain must look like example.com"));
+        }
+        if !labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+        {
+            return Err(invalid("the domain must end with a top-level domain such as .com"));
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The uniqueness key: two addresses differing only in case are the same user.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    /// The part after '@', lower-cased.
+    pub fn domain(&self) -> String {
+        self.0
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_lowercase())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A display name: trimmed, 1 to 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Name(String);
+
+impl Name {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(FieldError::new("name", "required", "name is required"));
+        }
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(FieldError::new(
+                "name",
+                "too_long",
+                format!("at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FieldError::new("name", "invalid", "control characters are not allowed"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An age in years, 0 to 150.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Age(u8);
+
+impl Age {
+    pub const MAX: i64 = 150;
+
+    pub fn parse(raw: i64) -> Result<Self, FieldError> {
+        match u8::try_from(raw) {
+            Ok(age) if i64::from(age) <= Self::MAX => Ok(Self(age)),
+            _ => Err(FieldError::new(
+                "age",
+                "out_of_range",
+                format!("must be between 0 and {}", Self::MAX),
+            )),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// A user as user-service decided it. `version` starts at 1 and grows by one with every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: Email,
+    pub name: Name,
+    pub age: Option<Age>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: u64,
+}
+
+/// The fields of a new user, validated together so every bad field is reported at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub email: Email,
+    pub name: Name,
+    pub age: Option<Age>,
+}
+
+impl NewUser {
+    pub fn parse(email: &str, name: &str, age: Option<i64>) -> Result<Self, Vec<FieldError>> {
+        let email = Email::parse(email);
+        let name = Name::parse(name);
+        let age = age.map(Age::parse).transpose();
+        match (email, name, age) {
+            (Ok(email), Ok(name), Ok(age)) => Ok(Self { email, name, age }),
+            (email, name, age) => Err([email.err(), name.err(), age.err()].into_iter().flatten().collect()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn an_email_is_trimmed_kept_as_written_and_keyed_in_lower_case() {
+        let email = Email::parse("  Ada.Lovelace@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "Ada.Lovelace@Example.COM");
+        assert_eq!(email.key(), "ada.lovelace@example.com");
+        assert_eq!(email.domain(), "example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused_with_a_reason() {
+        for bad in [
+            "",
+            "   ",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@example.c0m",
+            "a b@example.com",
+            "a@-x.com",
+            "a..b@x.com",
+        ] {
+            let err = Email::parse(bad).unwrap_err();
+            assert_eq!(err.field, "email", "{bad}");
+            assert!(["required", "invalid"].contains(&err.code.as_str()), "{bad}: {err:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("  Grace Hopper ").unwrap().as_str(), "Grace Hopper");
+        assert_eq!(Name::parse(" ").unwrap_err().code, "required");
+        assert!(Name::parse(&"é".repeat(200)).is_ok(), "200 characters, not bytes");
+        assert_eq!(Name::parse(&"x".repeat(201)).unwrap_err().code, "too_long");
+        assert_eq!(Name::parse("a\u{0}b").unwrap_err().code, "invalid");
+    }
+
+    #[test]
+    fn ages_outside_0_to_150_are_refused() {
+        assert_eq!(Age::parse(0).unwrap().get(), 0);
+        assert_eq!(Age::parse(150).unwrap().get(), 150);
+        for bad in [-1, 151, 256, i64::MAX, i64::MIN] {
+            assert_eq!(Age::parse(bad).unwrap_err().code, "out_of_range", "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_bad_field_of_a_new_user_is_reported_at_once() {
+        let errors = NewUser::parse("nope", "", Some(200)).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["email", "name", "age"]);
+    }
+
+    proptest! {
+        #[test]
+        fn email_parse_never_panics_and_accepted_ones_are_trimmed(raw in "\\PC{0,300}") {
+            if let Ok(email) = Email::parse(&raw) {
+                prop_assert_eq!(email.as_str(), raw.trim());
+                prop_assert!(email.as_str().chars().count() <= Email::MAX_LEN);
+            }
+        }
+
+        #[test]
+        fn generated_valid_emails_are_accepted(local in "[a-z0-9]{1,20}", domain in "[a-z]{1,20}", tld in "[a-z]{2,6}") {
+            let raw = format!("{local}@{domain}.{tld}");
+            prop_assert!(Email::parse(&raw).is_ok(), "{}", raw);
+        }
+
+        #[test]
+        fn name_parse_never_panics_and_respects_the_bounds(raw in "\\PC{0,300}") {
+            if let Ok(name) = Name::parse(&raw) {
+                let n = name.as_str().chars().count();
+                prop_assert!((1..=Name::MAX_LEN).contains(&n));
+            }
+        }
+    }
+}
