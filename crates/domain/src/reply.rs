@@ -6,6 +6,10 @@ use uuid::Uuid;
 
 use crate::user::{FieldError, User};
 
+/// The Kafka header of a reply naming its requester, so requesters can skip the replies of
+/// others without decoding them.
+pub const REQUESTER_HEADER: &str = "requester";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub command_id: Uuid,

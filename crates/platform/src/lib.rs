@@ -1,5 +1,6 @@
 //! Shared plumbing for every service of the user-management system, written once:
 //!
+//! - [`avro`]: Avro in Confluent's wire format through the Schema Registry;
 //! - [`config`]: the Kafka and telemetry sections of each service's environment configuration;
 //! - [`kafka`]: the idempotent [`kafka::Producer`], the at-least-once [`kafka::Consumer`] with its
 //!   dead-letter topic, the startup connection check, and topic provisioning ([`kafka::topics`]);
@@ -9,6 +10,7 @@
 //! - [`service`]: the common `main` and the [`service::ServiceBase`] each service builds on;
 //! - `testing` (feature): helpers for integration tests against the real broker.
 
+pub mod avro;
 pub mod config;
 pub mod health;
 pub mod kafka;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 
+use crate::avro::{AvroCodec, RegistryConfig};
 use crate::config::{KafkaConfig, TelemetryConfig};
 use crate::health::{self, Health};
 use crate::kafka::topics::{self, TopicsConfig};
@@ -65,18 +66,21 @@ pub struct ServiceBase {
     pub name: &'static str,
     pub health: Health,
     pub producer: Producer,
+    pub codec: AvroCodec,
     admin: TcpListener,
     admin_addr: SocketAddr,
 }
 
 impl ServiceBase {
-    /// Binds the admin listener, checks that Kafka answers, ensures the topic catalog and
-    /// creates the producer. Fails with a clear error on a busy port or unreachable brokers.
+    /// Binds the admin listener, checks that Kafka and the Schema Registry answer, ensures the
+    /// topic catalog and creates the producer. Fails with a clear error on a busy port or an
+    /// unreachable broker or registry.
     pub async fn build(
         name: &'static str,
         admin_addr: SocketAddr,
         kafka_config: &KafkaConfig,
         topics_config: &TopicsConfig,
+        registry_config: &RegistryConfig,
     ) -> anyhow::Result<Self> {
         let admin = TcpListener::bind(admin_addr)
             .await
@@ -92,11 +96,15 @@ impl ServiceBase {
             "kafka",
             format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers),
         );
+        let codec = AvroCodec::new(registry_config);
+        codec.check(kafka_config.startup_timeout()).await?;
+        tracing::info!(url = %codec.url(), "connected to the schema registry");
         tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
         Ok(Self {
             name,
             health,
             producer,
+            codec,
             admin,
             admin_addr,
         })

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::avro::RegistryConfig;
 use platform::kafka::topics::TopicsConfig;
 use platform::{KafkaConfig, TelemetryConfig};
 
@@ -25,11 +26,27 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 
+    /// How long a write waits for user-service's outcome (and this gateway's projection) before
+    /// answering 202 with a status URL.
+    #[arg(long, env = "GATEWAY_COMMAND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub command_timeout_ms: u64,
+
+    /// How long outcomes stay available at /commands/{id}.
+    #[arg(long, env = "GATEWAY_COMMAND_STATUS_TTL_SECS", default_value_t = 900)]
+    pub command_status_ttl_secs: u64,
+
+    /// Largest JSON request body accepted (413 above).
+    #[arg(long, env = "GATEWAY_MAX_JSON_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_json_body_bytes: usize,
+
     #[command(flatten)]
     pub kafka: KafkaConfig,
 
     #[command(flatten)]
     pub topics: TopicsConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,

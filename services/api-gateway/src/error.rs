@@ -1,48 +1,153 @@
-//! The gateway's one error type, rendered as RFC 9457 `application/problem+json`.
+//! The gateway's one error type, rendered as RFC 9457 `application/problem+json`, with
+//! field-level details where a request's fields were at fault. 5xx bodies say nothing internal;
+//! the cause goes to the log.
 
-use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::reply::{Rejection, RejectionReason};
+use domain::user::FieldError;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("one or more fields are invalid")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    EmailTaken { message: String, errors: Vec<FieldError> },
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Kafka or the schema registry cannot be reached; the cause is logged.
+    #[error("the service is temporarily unavailable; retry later")]
+    Unavailable(String),
 }
 
-/// The problem document.
 #[derive(Debug, Serialize)]
-struct Problem {
+struct Problem<'a> {
     #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
+    kind: &'a str,
+    title: &'a str,
     status: u16,
     detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ProblemField<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemField<'a> {
+    field: &'a str,
+    code: &'a str,
+    message: &'a str,
 }
 
 impl ApiError {
-    fn status_and_title(&self) -> (StatusCode, &'static str, &'static str) {
+    /// (status, problem type, title): the one place mapping errors to HTTP.
+    fn describe(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "about:blank", "Not Found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "urn:problem:bad-request", "Bad Request"),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "urn:problem:unsupported-media-type",
+                "Unsupported Media Type",
+            ),
+            Self::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:problem:validation",
+                "Invalid fields",
+            ),
+            Self::NotFound(_) | Self::RouteNotFound { .. } => {
+                (StatusCode::NOT_FOUND, "urn:problem:not-found", "Not Found")
+            }
+            Self::EmailTaken { .. } => (StatusCode::CONFLICT, "urn:problem:email-taken", "Email already taken"),
+            Self::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "urn:problem:version-conflict",
+                "Version conflict",
+            ),
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "urn:problem:method-not-allowed",
+                "Method Not Allowed",
+            ),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:problem:payload-too-large",
+                "Payload Too Large",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:problem:unavailable",
+                "Service Unavailable",
+            ),
+        }
+    }
+
+    /// user-service's refusal as an HTTP problem.
+    pub(crate) fn from_rejection(rejection: Rejection) -> Self {
+        match rejection.reason {
+            RejectionReason::EmailTaken => Self::EmailTaken {
+                message: rejection.message,
+                errors: rejection.field_errors,
+            },
+            RejectionReason::NotFound => Self::NotFound(rejection.message),
+            RejectionReason::VersionConflict => Self::PreconditionFailed(rejection.message),
+            RejectionReason::Invalid => Self::Invalid(rejection.field_errors),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind, title) = self.status_and_title();
+        let (status, kind, title) = self.describe();
+        if let Self::Unavailable(cause) = &self {
+            tracing::error!(%cause, "request failed: dependency unavailable");
+        }
+        let errors: Vec<ProblemField<'_>> = match &self {
+            Self::Invalid(errors) | Self::EmailTaken { errors, .. } => errors
+                .iter()
+                .map(|e| ProblemField {
+                    field: &e.field,
+                    code: &e.code,
+                    message: &e.message,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let problem = Problem {
             kind,
             title,
             status: status.as_u16(),
             detail: self.to_string(),
+            errors,
         };
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            Json(problem),
-        )
-            .into_response()
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+/// A JSON body extraction failure in the same shape (axum's own rejections are plain text).
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as R;
+        match rejection {
+            R::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("expected Content-Type: application/json".into())
+            }
+            R::JsonSyntaxError(e) => Self::BadRequest(format!("malformed JSON: {}", e.body_text())),
+            R::JsonDataError(e) => Self::BadRequest(format!("unexpected JSON: {}", e.body_text())),
+            R::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(e.body_text()),
+            other => Self::BadRequest(other.body_text()),
+        }
     }
 }

@@ -1,44 +1,101 @@
 //! The public HTTP API of the user-management system (axum).
 //!
-//! Requests become Avro commands on Kafka; reads are answered from the gateway's own projection
-//! of user events. So far it serves the health endpoints and problem+json errors; the user,
-//! import and export resources arrive with their issues.
+//! Writes become Avro commands on Kafka; user-service's replies come back over the replies
+//! topic ([`commands`]). Reads are answered from the gateway's own projection of the user events
+//! ([`projection`]), rebuilt from the beginning of the events topic on every start; a write
+//! answers only once that projection shows it, so a read through the same gateway right after
+//! sees it.
 //!
 //! - [`config`]: environment configuration;
-//! - [`http`]: the public router;
+//! - [`http`]: the routes (`/users`, `/commands/{id}`, health);
 //! - [`error`]: the problem+json error type;
 //! - [`Application`]: startup and the run loop until SIGTERM/Ctrl-C.
 
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod projection;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use domain::avro::schemas;
+use domain::view::UserView;
 use platform::Shutdown;
+use platform::kafka::{StartAt, Tail};
 use platform::service::ServiceBase;
 use tokio::net::TcpListener;
 
 pub use config::Config;
 
-/// A started gateway: both listeners bound, Kafka reachable.
+use commands::{CommandBus, Replies};
+use http::AppState;
+use projection::ApplyEvents;
+
+/// A started gateway: listeners bound, projection caught up, replies followed.
 #[derive(Debug)]
 pub struct Application {
     base: ServiceBase,
     listener: TcpListener,
     config: Config,
+    state: AppState,
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
-        let base = ServiceBase::build("api-gateway", config.admin_addr, &config.kafka, &config.topics).await?;
-        tracing::info!("api listening on http://{}", listener.local_addr()?);
-        Ok(Self { base, listener, config })
+        let base = ServiceBase::build(
+            "api-gateway",
+            config.admin_addr,
+            &config.kafka,
+            &config.topics,
+            &config.registry,
+        )
+        .await?;
+        base.codec
+            .prepare(&config.topics.user_commands, schemas::USER_COMMAND)
+            .await?;
+
+        base.health.not_ready("projection", "reading the user events");
+        let users = UserView::new();
+        let handler = ApplyEvents {
+            users: users.clone(),
+            codec: base.codec.clone(),
+        };
+        let events = Tail::start(&config.kafka, &config.topics.user_events, StartAt::Beginning).await?;
+        let projection = events.follow(handler, shutdown.clone()).await?;
+        base.health.ready("projection", "caught up with the user events");
+        tracing::info!(users = users.len(), "projection caught up");
+
+        let status_ttl = Duration::from_secs(config.command_status_ttl_secs);
+        let bus = CommandBus::new(
+            base.producer.clone(),
+            base.codec.clone(),
+            &config.topics.user_commands,
+            Duration::from_millis(config.command_timeout_ms),
+            status_ttl,
+        );
+        // Replies from the last status TTL on, so a restarted gateway still knows recent outcomes.
+        let replies = Tail::start(&config.kafka, &config.topics.user_replies, StartAt::Since(status_ttl)).await?;
+        replies.follow(Replies(bus.clone()), shutdown.clone()).await?;
+        tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
+
+        tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
+        let state = AppState {
+            users,
+            positions: projection.positions,
+            bus,
+        };
+        Ok(Self {
+            base,
+            listener,
+            config,
+            state,
+        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -51,19 +108,33 @@ impl Application {
 
     /// Serves until shutdown: stops accepting, finishes in-flight requests, flushes Kafka.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        let api = platform::health::serve(
-            self.listener,
-            http::router(self.base.health.clone(), timeout),
-            shutdown.clone(),
+        let router = http::router(
+            self.state,
+            self.base.health.clone(),
+            Duration::from_millis(self.config.request_timeout_ms),
+            self.config.max_json_body_bytes,
         );
+        let api = platform::health::serve(self.listener, router, shutdown.clone());
         let (api, admin) = tokio::join!(api, self.base.serve_until_stopped(shutdown));
         api.context("public API server failed")?;
         admin
     }
 }
 
+async fn expire_outcomes(bus: CommandBus, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = every.tick() => bus.expire(),
+        }
+    }
+}
+
 /// Builds and runs until shutdown (the binary's body).
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config).await?.run_until_stopped(shutdown).await
+    Application::build(config, shutdown.clone())
+        .await?
+        .run_until_stopped(shutdown)
+        .await
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::avro::RegistryConfig;
 use platform::kafka::topics::TopicsConfig;
 use platform::{KafkaConfig, TelemetryConfig};
 
@@ -22,6 +23,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub topics: TopicsConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,

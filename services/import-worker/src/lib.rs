@@ -25,7 +25,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::build("import-worker", config.admin_addr, &config.kafka, &config.topics).await?;
+        let base = ServiceBase::build(
+            "import-worker",
+            config.admin_addr,
+            &config.kafka,
+            &config.topics,
+            &config.registry,
+        )
+        .await?;
         Ok(Self { base })
     }
 

@@ -3,25 +3,33 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::avro::RegistryConfig;
 use platform::kafka::topics::TopicsConfig;
 use platform::{KafkaConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "user-service",
-    version,
-    about = "The owner of user state: consumes user commands, enforces the rules, emits events and replies."
-)]
+#[command(name = "user-service", version, about = "The owner of user state")]
 pub struct Config {
     /// Where /health, /ready and /metrics are served.
     #[arg(long, env = "USER_SERVICE_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
     pub admin_addr: SocketAddr,
+
+    /// The consumer group reading the commands topic.
+    #[arg(long, env = "USER_SERVICE_CONSUMER_GROUP", default_value = "user-service")]
+    pub consumer_group: String,
+
+    /// Commands decided per batch (their events and replies are written together).
+    #[arg(long, env = "USER_SERVICE_MAX_BATCH", default_value_t = 500)]
+    pub max_batch: usize,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,
 
     #[command(flatten)]
     pub topics: TopicsConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rdkafka::Message as _;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
@@ -92,6 +93,36 @@ pub trait Handler: Send + Sync {
     fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
+/// Applies messages in batches (in order; within a partition, offset order). Must be idempotent.
+pub trait BatchHandler: Send + Sync {
+    /// Per message: `Ok`, or the reason it can never be processed (it goes to the dead-letter
+    /// topic). `Err` retries the whole batch.
+    fn handle_batch(
+        &self,
+        batch: &[Incoming],
+    ) -> impl Future<Output = Result<Vec<Result<(), String>>, Box<dyn std::error::Error + Send + Sync>>> + Send;
+}
+
+/// A [`Handler`] as a batch handler of batches of one.
+struct One<'a, H>(&'a H);
+
+impl<H: Handler> BatchHandler for One<'_, H> {
+    async fn handle_batch(
+        &self,
+        batch: &[Incoming],
+    ) -> Result<Vec<Result<(), String>>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for message in batch {
+            outcomes.push(match self.0.handle(message).await {
+                Ok(()) => Ok(()),
+                Err(HandleError::Permanent(reason)) => Err(reason),
+                Err(HandleError::Retryable(error)) => return Err(error),
+            });
+        }
+        Ok(outcomes)
+    }
+}
+
 /// What to consume and where poison messages go.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -151,72 +182,107 @@ impl Consumer {
         })
     }
 
-    /// Consumes until `shutdown`, then commits what was processed. A message being handled when
-    /// shutdown starts is finished first (or, if it is waiting to be retried, left unstored so it
-    /// is redelivered).
+    /// Consumes one message at a time until `shutdown`, then commits what was processed. A
+    /// message being handled when shutdown starts is finished first (or, if it is waiting to be
+    /// retried, left unstored so it is redelivered).
     pub async fn run<H: Handler>(self, handler: &H, shutdown: Shutdown) {
+        self.drive(&One(handler), 1, shutdown).await;
+    }
+
+    /// Like [`Consumer::run`], handing the handler up to `max_batch` messages at once (those
+    /// already fetched): it can pipeline its own writes. Offsets are stored once the whole
+    /// batch is applied.
+    pub async fn run_batches<B: BatchHandler>(self, handler: &B, max_batch: usize, shutdown: Shutdown) {
+        self.drive(handler, max_batch.max(1), shutdown).await;
+    }
+
+    async fn drive<B: BatchHandler>(self, handler: &B, max_batch: usize, shutdown: Shutdown) {
         let group = self.settings.group_id.clone();
-        tracing::info!(%group, topics = ?self.settings.topics, "consumer started");
-        loop {
-            let received = tokio::select! {
-                biased;
-                () = shutdown.wait() => break,
-                received = self.inner.recv() => received,
-            };
-            let message = match received {
-                Ok(message) => message,
-                Err(error) => {
-                    tracing::warn!(%group, %error, "consumer error; continuing");
-                    tokio::select! {
-                        () = shutdown.wait() => break,
-                        () = tokio::time::sleep(self.settings.retry_backoff) => continue,
-                    }
-                }
-            };
-            let incoming = Incoming::from_borrowed(&message);
-            drop(message);
-            if !self.process(handler, &incoming, &shutdown).await {
+        tracing::info!(%group, topics = ?self.settings.topics, max_batch, "consumer started");
+        while let Some(batch) = self.next_batch(max_batch, &shutdown).await {
+            if !self.process(handler, &batch, &shutdown).await {
                 break;
             }
-            // The effect is applied (or dead-lettered): only now may the offset move past it.
+            // The effects are applied (or dead-lettered): only now may the offsets move past them.
             // (rd_kafka_offset_store records offset + 1, the next one to read, itself.)
-            if let Err(error) = self
-                .inner
-                .store_offset(&incoming.topic, incoming.partition, incoming.offset)
-            {
-                // The partition was revoked meanwhile; its new owner will see the message again.
-                tracing::warn!(%group, %error, topic = %incoming.topic, partition = incoming.partition,
-                    offset = incoming.offset, "could not store offset");
+            for message in &batch {
+                if let Err(error) = self
+                    .inner
+                    .store_offset(&message.topic, message.partition, message.offset)
+                {
+                    // The partition was revoked meanwhile; its new owner will see the message again.
+                    tracing::warn!(%group, %error, topic = %message.topic, partition = message.partition,
+                        offset = message.offset, "could not store offset");
+                }
             }
         }
         self.close();
     }
 
-    /// Runs the handler until the message is applied or dead-lettered (true), or shutdown
-    /// interrupts a retry (false, offset not stored).
-    async fn process<H: Handler>(&self, handler: &H, message: &Incoming, shutdown: &Shutdown) -> bool {
-        let mut backoff = self.settings.retry_backoff;
+    /// Waits for one message, then takes up to `max` that are already there; None on shutdown.
+    async fn next_batch(&self, max: usize, shutdown: &Shutdown) -> Option<Vec<Incoming>> {
         loop {
-            let reason = match handler.handle(message).await {
-                Ok(()) => {
-                    metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => "ok")
-                        .increment(1);
-                    return true;
+            let received = tokio::select! {
+                biased;
+                () = shutdown.wait() => return None,
+                received = self.inner.recv() => received,
+            };
+            match received {
+                Ok(message) => {
+                    let mut batch = vec![Incoming::from_borrowed(&message)];
+                    drop(message);
+                    while batch.len() < max {
+                        match self.inner.recv().now_or_never() {
+                            Some(Ok(message)) => batch.push(Incoming::from_borrowed(&message)),
+                            _ => break,
+                        }
+                    }
+                    return Some(batch);
                 }
-                Err(HandleError::Permanent(reason)) => reason,
-                Err(HandleError::Retryable(error)) => {
-                    tracing::warn!(group = %self.settings.group_id, topic = %message.topic,
-                        partition = message.partition, offset = message.offset, %error,
+                Err(error) => {
+                    tracing::warn!(group = %self.settings.group_id, %error, "consumer error; continuing");
+                    tokio::select! {
+                        () = shutdown.wait() => return None,
+                        () = tokio::time::sleep(self.settings.retry_backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the handler until the batch is applied and its poison messages dead-lettered
+    /// (true), or shutdown interrupts a retry (false, no offset stored).
+    async fn process<B: BatchHandler>(&self, handler: &B, batch: &[Incoming], shutdown: &Shutdown) -> bool {
+        let mut backoff = self.settings.retry_backoff;
+        let outcomes = loop {
+            match handler.handle_batch(batch).await {
+                Ok(outcomes) => break outcomes,
+                Err(error) => {
+                    let first = &batch[0];
+                    tracing::warn!(group = %self.settings.group_id, topic = %first.topic,
+                        partition = first.partition, offset = first.offset, messages = batch.len(), %error,
                         retry_in_ms = backoff.as_millis() as u64, "handler failed; will retry");
-                    metrics::counter!("kafka_handler_retries_total", "topic" => message.topic.clone()).increment(1);
+                    metrics::counter!("kafka_handler_retries_total", "topic" => first.topic.clone()).increment(1);
                     if !wait(shutdown, &mut backoff, self.settings.max_retry_backoff).await {
                         return false;
                     }
-                    continue;
                 }
-            };
-            return self.dead_letter(message, &reason, shutdown).await;
+            }
+        };
+        for (message, outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => "ok")
+                        .increment(1);
+                }
+                Err(reason) => {
+                    if !self.dead_letter(message, &reason, shutdown).await {
+                        return false;
+                    }
+                }
+            }
         }
+        true
     }
 
     async fn dead_letter(&self, message: &Incoming, reason: &str, shutdown: &Shutdown) -> bool {

@@ -6,6 +6,7 @@ mod consumer;
 mod dead_letter;
 mod producer;
 mod replay;
+mod tail;
 pub mod topics;
 
 use std::time::Duration;
@@ -15,10 +16,11 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 
-pub use consumer::{Consumer, ConsumerSettings, HandleError, Handler, Incoming};
+pub use consumer::{BatchHandler, Consumer, ConsumerSettings, HandleError, Handler, Incoming};
 pub use dead_letter::headers as dead_letter_headers;
 pub use producer::{Delivered, ProduceError, Producer, Record};
 pub use replay::replay;
+pub use tail::{Following, Positions, StartAt, Tail, TailStopped};
 
 use crate::config::KafkaConfig;
 

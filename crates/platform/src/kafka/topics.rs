@@ -190,7 +190,7 @@ pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(St
         }
     }
 
-    let existing = existing_topics(&admin, timeout).await?;
+    let existing = wait_until_led(&admin, specs, timeout).await?;
     let to_verify: Vec<&TopicSpec> = specs.iter().filter(|s| !statuses.contains_key(&s.name)).collect();
     let resources: Vec<ResourceSpecifier<'_>> = to_verify.iter().map(|s| ResourceSpecifier::Topic(&s.name)).collect();
     let described = if resources.is_empty() {
@@ -261,7 +261,8 @@ pub async fn ensure_and_log(config: &KafkaConfig, specs: &[TopicSpec]) -> Result
     Ok(())
 }
 
-/// Topic name -> (partitions, replicas of partition 0).
+/// Topic name -> (partitions, replicas of partition 0), for topics whose every partition has a
+/// leader (a topic just created has none for a moment: it cannot be read or written yet).
 async fn existing_topics(
     admin: &Arc<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
     timeout: Duration,
@@ -274,11 +275,29 @@ async fn existing_topics(
     Ok(metadata
         .topics()
         .iter()
+        .filter(|t| !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0))
         .map(|t| {
             let replicas = t.partitions().first().map_or(0, |p| p.replicas().len() as i32);
             (t.name().to_owned(), (t.partitions().len() as i32, replicas))
         })
         .collect())
+}
+
+/// Waits until every declared topic exists with a leader for each partition.
+async fn wait_until_led(
+    admin: &Arc<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
+    specs: &[TopicSpec],
+    timeout: Duration,
+) -> Result<HashMap<String, (i32, i32)>, TopicError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let existing = existing_topics(admin, timeout).await?;
+        let ready = specs.iter().all(|s| existing.contains_key(&s.name));
+        if ready || tokio::time::Instant::now() >= deadline {
+            return Ok(existing);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,119 @@
-//! The public HTTP API: one router per resource, merged here with the shared middleware.
+//! The public HTTP API: one router per resource, merged here with the shared middleware, and
+//! the request/reply step every write shares ([`AppState::execute`]).
 
-use std::time::Duration;
+mod body;
+mod commands;
+mod users;
 
-use axum::Router;
-use axum::http::{Method, StatusCode, Uri};
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use domain::command::Command;
+use domain::reply::Outcome;
+use domain::user::User;
+use domain::view::UserView;
+use platform::health::{self, Health};
+use platform::kafka::Positions;
+use serde_json::{Value, json};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use uuid::Uuid;
 
+use crate::commands::{CommandBus, Sent};
 use crate::error::ApiError;
-use platform::health::{self, Health};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) users: UserView,
+    pub(crate) positions: Positions,
+    pub(crate) bus: CommandBus,
+}
+
+/// A write's result: the user after it (none once deleted), or a 202 to give the client.
+pub(crate) enum Done {
+    Applied(Option<User>),
+    Pending(Response),
+}
+
+impl AppState {
+    /// Sends `command`, waits for user-service's outcome and then for this gateway's projection
+    /// to show it, so the next read here sees the write. Whatever does not happen within the
+    /// command timeout becomes a 202 pointing at the command's status.
+    pub(crate) async fn execute(&self, command: Command, correlation_id: Uuid) -> Result<Done, ApiError> {
+        let started = Instant::now();
+        let reply = match self.bus.send(command, correlation_id).await? {
+            Sent::Replied(reply) => reply,
+            Sent::Pending(command_id) => return Ok(Done::Pending(pending(command_id))),
+        };
+        let accepted = match reply.outcome {
+            Outcome::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
+            Outcome::Accepted(accepted) => accepted,
+        };
+        if let Some(event) = accepted.event {
+            let left = self
+                .bus
+                .timeout()
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(100));
+            if !self.positions.wait_applied(event.partition, event.offset, left).await {
+                return Ok(Done::Pending(pending(reply.command_id)));
+            }
+        }
+        // The projection has the write now; prefer it (it may already hold a later change).
+        Ok(Done::Applied(
+            self.users
+                .get(accepted.user_id)
+                .or(accepted.user.filter(|_| accepted.event.is_none())),
+        ))
+    }
+}
+
+fn pending(command_id: Uuid) -> Response {
+    let url = format!("/commands/{command_id}");
+    let location = HeaderValue::from_str(&url).expect("a path is a valid header");
+    let body = json!({ "command_id": command_id, "status": "pending", "status_url": url });
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
+}
+
+/// The JSON form of a user.
+pub(crate) fn user_json(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email.as_str(),
+        "name": user.name.as_str(),
+        "age": user.age.map(|a| a.get()),
+        "created_at": user.created_at.to_string(),
+        "updated_at": user.updated_at.to_string(),
+        "version": user.version,
+    })
+}
 
 /// The complete public router.
-pub fn router(health: Health, request_timeout: Duration) -> Router {
+pub(crate) fn router(state: AppState, health: Health, request_timeout: Duration, max_body_bytes: usize) -> Router {
     Router::new()
+        .merge(users::router())
+        .merge(commands::router())
+        .with_state(state)
         .merge(health::router(health))
-        .fallback(not_found)
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::RouteNotFound {
+                method: method.to_string(),
+                path: uri.path().to_owned(),
+            }
+        })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+            }
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
         .layer(TraceLayer::new_for_http())
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::RouteNotFound {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
 }

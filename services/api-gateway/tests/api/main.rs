@@ -1,6 +1,12 @@
-//! api-gateway as a process against the real local broker.
+//! The gateway against the real local broker and schema registry: the HTTP API end to end
+//! (with user-service in the same process), and the binary's lifecycle.
 
+mod consistency;
+mod dead_letters;
 mod errors;
+mod helpers;
+mod users;
+mod validation;
 
 platform::service_lifecycle_tests!(
     env!("CARGO_BIN_EXE_api-gateway"),

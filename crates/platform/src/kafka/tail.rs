@@ -1,0 +1,294 @@
+//! Reading every partition of a topic without a consumer group: how a process keeps its own
+//! projection (from the beginning, rebuilt on every start) or listens for replies (from now).
+//!
+//! [`Positions`] says how far the tail has applied each partition, so a reader can wait until
+//! a given record (an event it caused) is reflected in its projection: read-your-writes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{oneshot, watch};
+
+use super::consumer::{HandleError, Handler, Incoming};
+use crate::config::KafkaConfig;
+use crate::shutdown::Shutdown;
+
+/// Where a tail starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The whole topic: projections.
+    Beginning,
+    /// Only what arrives from now on.
+    End,
+    /// Records from this long ago on (falls back to the end where there are none).
+    Since(Duration),
+}
+
+/// How far a tail has applied each partition (the next offset it will apply).
+#[derive(Debug, Clone)]
+pub struct Positions {
+    next: Arc<DashMap<i32, i64>>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Positions {
+    fn default() -> Self {
+        Self {
+            next: Arc::default(),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Positions {
+    /// Whether the record at `offset` of `partition` has been applied.
+    pub fn applied(&self, partition: i32, offset: i64) -> bool {
+        self.next.get(&partition).is_some_and(|next| *next > offset)
+    }
+
+    /// Waits until the record at `offset` of `partition` is applied; false after `timeout`.
+    pub async fn wait_applied(&self, partition: i32, offset: i64, timeout: Duration) -> bool {
+        let mut changes = self.changed.subscribe();
+        let wait = async {
+            while !self.applied(partition, offset) {
+                if changes.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// Next offsets per partition (for a consistent snapshot's bookkeeping).
+    pub fn snapshot(&self) -> HashMap<i32, i64> {
+        self.next.iter().map(|e| (*e.key(), *e.value())).collect()
+    }
+
+    fn advance(&self, partition: i32, next: i64) {
+        let mut entry = self.next.entry(partition).or_insert(next);
+        if *entry < next {
+            *entry = next;
+        }
+        drop(entry);
+        self.changed
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+}
+
+/// A tail running in its own task.
+#[derive(Debug)]
+pub struct Following {
+    pub positions: Positions,
+    /// Ends after the shutdown the tail was given.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The tail stopped (shutdown) before it caught up.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped reading {0} before catching up")]
+pub struct TailStopped(String);
+
+/// An assigned, group-less reader of every partition of one topic.
+pub struct Tail {
+    consumer: StreamConsumer,
+    topic: String,
+    positions: Positions,
+    /// The high watermarks when the tail started: reaching them all is "caught up".
+    targets: HashMap<i32, i64>,
+}
+
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tail")
+            .field("topic", &self.topic)
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tail {
+    pub async fn start(config: &KafkaConfig, topic: &str, start_at: StartAt) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer = super::client_config(config, &format!("tail-{topic}"))
+            // Never joins a group or commits: it only reads, from where it is told.
+            .set("group.id", "tail-unused")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        let timeout = config.startup_timeout();
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let positions = Positions::default();
+        let mut targets = HashMap::new();
+        let mut assignment = TopicPartitionList::new();
+        let since = match start_at {
+            StartAt::Since(ago) => Some(millis_ago(ago)),
+            _ => None,
+        };
+        let mut times = TopicPartitionList::new();
+        for &partition in &partitions {
+            let (low, high) = watermarks(&consumer, topic, partition, timeout).await?;
+            let start = match start_at {
+                StartAt::Beginning => low,
+                StartAt::End | StartAt::Since(_) => high,
+            };
+            if let Some(ms) = since {
+                times.add_partition_offset(topic, partition, Offset::Offset(ms))?;
+            }
+            positions.advance(partition, start);
+            if high > start {
+                targets.insert(partition, high);
+            }
+            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+        }
+        if since.is_some() && !partitions.is_empty() {
+            // offsets_for_times answers the first offset at or after the time, or End.
+            let found = consumer.offsets_for_times(times, timeout)?;
+            for element in found.elements() {
+                if let Offset::Offset(offset) = element.offset() {
+                    assignment.set_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
+                    positions.next.insert(element.partition(), offset);
+                }
+            }
+        }
+        consumer.assign(&assignment)?;
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            positions,
+            targets,
+        })
+    }
+
+    pub fn positions(&self) -> Positions {
+        self.positions.clone()
+    }
+
+    /// Runs the tail in a task of its own and returns once it has caught up: how a process
+    /// rebuilds a projection before it serves. The task keeps applying until `shutdown`.
+    pub async fn follow<H: Handler + 'static>(self, handler: H, shutdown: Shutdown) -> Result<Following, TailStopped> {
+        let topic = self.topic.clone();
+        let positions = self.positions();
+        let (caught_up, done) = oneshot::channel();
+        let task = tokio::spawn(async move { self.run(&handler, Some(caught_up), shutdown).await });
+        done.await.map_err(|_| TailStopped(topic))?;
+        Ok(Following { positions, task })
+    }
+
+    /// Applies records with `handler` until shutdown; `caught_up` fires once every partition has
+    /// reached where it ended when the tail started. A retryable failure is retried in place; a
+    /// permanent one is logged and skipped (a tail does not own the topic it reads).
+    pub async fn run<H: Handler>(self, handler: &H, caught_up: Option<oneshot::Sender<()>>, shutdown: Shutdown) {
+        let mut caught_up = caught_up;
+        let mut check = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            if caught_up.is_some() && self.caught_up() {
+                tracing::info!(topic = %self.topic, "caught up");
+                caught_up.take().map(|tx| tx.send(()));
+            }
+            let received = tokio::select! {
+                biased;
+                () = shutdown.wait() => break,
+                received = self.consumer.recv() => received,
+                // Re-check the positions even when nothing arrives (trailing control records).
+                _ = check.tick(), if caught_up.is_some() => {
+                    self.refresh_positions();
+                    continue;
+                }
+            };
+            let message = match received {
+                Ok(message) => Incoming::from_borrowed(&message),
+                Err(error) => {
+                    tracing::warn!(topic = %self.topic, %error, "tail error; continuing");
+                    continue;
+                }
+            };
+            if !self.apply(handler, &message, &shutdown).await {
+                break;
+            }
+            self.positions.advance(message.partition, message.offset + 1);
+        }
+    }
+
+    async fn apply<H: Handler>(&self, handler: &H, message: &Incoming, shutdown: &Shutdown) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match handler.handle(message).await {
+                Ok(()) => return true,
+                Err(HandleError::Permanent(reason)) => {
+                    tracing::error!(topic = %self.topic, partition = message.partition, offset = message.offset,
+                        %reason, "skipping a record that cannot be applied");
+                    metrics::counter!("kafka_tail_skipped_total", "topic" => self.topic.clone()).increment(1);
+                    return true;
+                }
+                Err(HandleError::Retryable(error)) => {
+                    tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry");
+                    tokio::select! {
+                        () = shutdown.wait() => return false,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn caught_up(&self) -> bool {
+        self.targets
+            .iter()
+            .all(|(partition, target)| self.positions.applied(*partition, target - 1))
+    }
+
+    fn refresh_positions(&self) {
+        if let Ok(position) = self.consumer.position() {
+            for element in position.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    self.positions.advance(element.partition(), next);
+                }
+            }
+        }
+    }
+}
+
+/// The partition's low and high watermarks, retrying while its leadership is still settling
+/// (a topic created a moment ago).
+async fn watermarks(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), KafkaError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Err(error) if is_transient(&error) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(%topic, partition, %error, "partition not ready yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_transient(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(C::NotLeaderForPartition | C::LeaderNotAvailable | C::UnknownTopicOrPartition | C::UnknownPartition)
+    )
+}
+
+fn millis_ago(ago: Duration) -> i64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.saturating_sub(ago).as_millis()).unwrap_or(0)
+}

@@ -1,0 +1,166 @@
+//! Request/reply over Kafka. A command goes to the commands topic with this instance's
+//! requester id; user-service answers on the replies topic, which every gateway instance tails
+//! (no consumer group), waking the request that waits for that command id.
+//!
+//! Outcomes of recent commands from any gateway instance are kept for the status endpoint, so a
+//! request that timed out (202) can be followed up on any instance.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use domain::avro::{AvroRecord, schemas};
+use domain::command::{Command, CommandEnvelope};
+use domain::reply::{REQUESTER_HEADER, Reply};
+use domain::time::Timestamp;
+use platform::avro::AvroCodec;
+use platform::kafka::{HandleError, Handler, Incoming, Producer, Record};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Requester ids of gateway instances start with this.
+pub(crate) const REQUESTER_PREFIX: &str = "api-gateway-";
+
+/// What became of a command sent through the bus.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    Replied(Reply),
+    /// No reply within the timeout; the outcome will be at the status endpoint.
+    Pending(Uuid),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CommandBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    producer: Producer,
+    codec: AvroCodec,
+    commands_topic: String,
+    requester: String,
+    timeout: Duration,
+    status_ttl: Duration,
+    waiting: DashMap<Uuid, oneshot::Sender<Reply>>,
+    /// Commands sent and not yet answered (status "pending").
+    pending: DashMap<Uuid, Instant>,
+    outcomes: DashMap<Uuid, (Reply, Instant)>,
+}
+
+impl CommandBus {
+    pub(crate) fn new(
+        producer: Producer,
+        codec: AvroCodec,
+        commands_topic: &str,
+        timeout: Duration,
+        status_ttl: Duration,
+    ) -> Self {
+        let requester = format!("{REQUESTER_PREFIX}{}", Uuid::new_v4().simple());
+        Self {
+            inner: Arc::new(Inner {
+                producer,
+                codec,
+                commands_topic: commands_topic.to_owned(),
+                requester,
+                timeout,
+                status_ttl,
+                waiting: DashMap::new(),
+                pending: DashMap::new(),
+                outcomes: DashMap::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn requester(&self) -> &str {
+        &self.inner.requester
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Sends `command` and waits (up to the configured timeout) for its reply.
+    pub(crate) async fn send(&self, command: Command, correlation_id: Uuid) -> Result<Sent, ApiError> {
+        let envelope = CommandEnvelope {
+            command_id: Uuid::now_v7(),
+            correlation_id,
+            requester: self.inner.requester.clone(),
+            issued_at: Timestamp::now(),
+            command,
+        };
+        let command_id = envelope.command_id;
+        let bytes = self
+            .inner
+            .codec
+            .encode(&self.inner.commands_topic, schemas::USER_COMMAND, envelope.to_avro())
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot encode the command: {e}")))?;
+        // Wait before sending: the reply can be faster than the send's acknowledgement.
+        let (tx, rx) = oneshot::channel();
+        self.inner.waiting.insert(command_id, tx);
+        self.inner.pending.insert(command_id, Instant::now());
+        let key = envelope.command.key();
+        let record = Record::new(&self.inner.commands_topic, &bytes).key(key.as_bytes());
+        if let Err(error) = self.inner.producer.send(record).await {
+            self.inner.waiting.remove(&command_id);
+            self.inner.pending.remove(&command_id);
+            return Err(ApiError::Unavailable(format!("cannot send the command: {error}")));
+        }
+        match tokio::time::timeout(self.inner.timeout, rx).await {
+            Ok(Ok(reply)) => Ok(Sent::Replied(reply)),
+            _ => {
+                self.inner.waiting.remove(&command_id);
+                Ok(Sent::Pending(command_id))
+            }
+        }
+    }
+
+    /// The recorded outcome of a recent command, `Ok(None)` while it is pending, `Err` if unknown.
+    pub(crate) fn status(&self, command_id: Uuid) -> Result<Option<Reply>, ApiError> {
+        if let Some(outcome) = self.inner.outcomes.get(&command_id) {
+            return Ok(Some(outcome.0.clone()));
+        }
+        if self.inner.pending.contains_key(&command_id) {
+            return Ok(None);
+        }
+        Err(ApiError::NotFound(format!("no recent command {command_id}")))
+    }
+
+    /// Forgets outcomes and pending commands older than the status TTL.
+    pub(crate) fn expire(&self) {
+        let ttl = self.inner.status_ttl;
+        self.inner.outcomes.retain(|_, (_, at)| at.elapsed() < ttl);
+        self.inner.pending.retain(|_, at| at.elapsed() < ttl);
+    }
+
+    fn deliver(&self, reply: Reply) {
+        self.inner.pending.remove(&reply.command_id);
+        if let Some((_, waiter)) = self.inner.waiting.remove(&reply.command_id) {
+            let _ = waiter.send(reply.clone());
+        }
+        self.inner.outcomes.insert(reply.command_id, (reply, Instant::now()));
+    }
+}
+
+/// Applies the replies topic: replies to gateway instances are recorded, the rest skipped
+/// without decoding.
+#[derive(Debug)]
+pub(crate) struct Replies(pub(crate) CommandBus);
+
+impl Handler for Replies {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        let for_gateway = message
+            .header(REQUESTER_HEADER)
+            .is_some_and(|r| r.starts_with(REQUESTER_PREFIX.as_bytes()));
+        if !for_gateway {
+            return Ok(());
+        }
+        let reply =
+            Reply::from_avro(self.0.inner.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        self.0.deliver(reply);
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The command handler: a batch of commands in, events and replies out.
+//!
+//! 1. Decode every command (nothing changes yet, so a registry outage just retries the batch).
+//! 2. Decide each in order against the current users, applying accepted changes at once so the
+//!    next command sees them (email uniqueness holds across partitions: one decision at a time).
+//!    A command already decided (a redelivery) is not decided again: its recorded outcome is
+//!    replied again.
+//! 3. Publish the events, all at once, and wait for every acknowledgement.
+//! 4. Publish the replies; only then are the offsets stored (by the consumer).
+//!
+//! If an event cannot be written after its change was applied in memory, memory is ahead of the
+//! log: the service stops (fail-stop) and its restart rebuilds the state from the log.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use domain::avro::{AvroRecord, schemas};
+use domain::command::CommandEnvelope;
+use domain::decide::{Decision, decide};
+use domain::event::EventEnvelope;
+use domain::reply::{Accepted, EventPosition, Outcome, REQUESTER_HEADER, Reply};
+use domain::time::Timestamp;
+use futures::future::join_all;
+use platform::Shutdown;
+use platform::avro::AvroCodec;
+use platform::kafka::{BatchHandler, HandleError, Incoming, Producer, Record};
+use uuid::Uuid;
+
+use crate::state::{Recorded, State};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Topics {
+    pub(crate) events: String,
+    pub(crate) replies: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct CommandHandler {
+    pub(crate) state: State,
+    pub(crate) codec: AvroCodec,
+    pub(crate) producer: Producer,
+    pub(crate) topics: Topics,
+    /// Triggered, with `failed` set, when memory got ahead of the log.
+    pub(crate) shutdown: Shutdown,
+    pub(crate) failed: Arc<AtomicBool>,
+}
+
+/// A decided command waiting for its writes.
+struct Decided {
+    envelope: CommandEnvelope,
+    /// The event to publish, encoded, when the command changed something now.
+    event: Option<(Uuid, Vec<u8>)>,
+}
+
+impl CommandHandler {
+    fn fail_stop(&self, what: &str, error: &dyn std::fmt::Display) -> BoxError {
+        tracing::error!(%error, "{what}: memory is ahead of the log; stopping so a restart rebuilds the state");
+        self.failed.store(true, Ordering::SeqCst);
+        self.shutdown.trigger();
+        format!("{what}: {error}").into()
+    }
+
+    async fn decide_one(&self, envelope: CommandEnvelope) -> Result<Decided, BoxError> {
+        if self.state.outcome(envelope.command_id).is_some() {
+            metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
+            return Ok(Decided { envelope, event: None });
+        }
+        let now = Timestamp::now();
+        match decide(&envelope.command, &self.state.users, now, Uuid::now_v7()) {
+            Decision::Apply(event) => {
+                let user_id = event.user_id();
+                let record = EventEnvelope {
+                    event_id: Uuid::now_v7(),
+                    command_id: envelope.command_id,
+                    correlation_id: envelope.correlation_id,
+                    occurred_at: now,
+                    event,
+                };
+                self.state.users.apply(&record.event);
+                // Provisional until the event's position is known; a duplicate of this command
+                // later in the batch already counts as decided.
+                self.state
+                    .record(envelope.command_id, Recorded::Accepted { user_id, event: None });
+                // The schema was registered at startup: this encode needs no network.
+                let bytes = self
+                    .codec
+                    .encode(&self.topics.events, schemas::USER_EVENT, record.to_avro())
+                    .await
+                    .map_err(|e| self.fail_stop("encoding an event", &e))?;
+                metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
+                Ok(Decided {
+                    envelope,
+                    event: Some((user_id, bytes)),
+                })
+            }
+            Decision::Unchanged(user) => {
+                self.state.record(
+                    envelope.command_id,
+                    Recorded::Accepted {
+                        user_id: user.id,
+                        event: None,
+                    },
+                );
+                metrics::counter!("user_commands_total", "outcome" => "unchanged").increment(1);
+                Ok(Decided { envelope, event: None })
+            }
+            Decision::Reject(rejection) => {
+                metrics::counter!("user_commands_total", "outcome" => rejection.reason.as_str()).increment(1);
+                self.state.record(envelope.command_id, Recorded::Rejected(rejection));
+                Ok(Decided { envelope, event: None })
+            }
+        }
+    }
+
+    fn reply_for(&self, envelope: &CommandEnvelope) -> Reply {
+        let outcome = match self.state.outcome(envelope.command_id) {
+            Some(Recorded::Accepted { user_id, event }) => Outcome::Accepted(Accepted {
+                user_id,
+                user: self.state.users.get(user_id),
+                event,
+            }),
+            Some(Recorded::Rejected(rejection)) => Outcome::Rejected(rejection),
+            None => unreachable!("every decided command has a recorded outcome"),
+        };
+        Reply {
+            command_id: envelope.command_id,
+            correlation_id: envelope.correlation_id,
+            requester: envelope.requester.clone(),
+            outcome,
+        }
+    }
+}
+
+impl BatchHandler for CommandHandler {
+    async fn handle_batch(&self, batch: &[Incoming]) -> Result<Vec<Result<(), String>>, BoxError> {
+        // 1. Decode everything before changing anything.
+        let mut results: Vec<Result<(), String>> = Vec::with_capacity(batch.len());
+        let mut commands = Vec::with_capacity(batch.len());
+        for message in batch {
+            let decoded = match self.codec.decode_message(message).await {
+                Ok(value) => CommandEnvelope::from_avro(value).map_err(HandleError::permanent),
+                Err(error) => Err(error),
+            };
+            match decoded {
+                Ok(envelope) => {
+                    commands.push(envelope);
+                    results.push(Ok(()));
+                }
+                Err(HandleError::Retryable(error)) => return Err(error),
+                Err(HandleError::Permanent(reason)) => results.push(Err(reason)),
+            }
+        }
+
+        // 2. Decide, in order.
+        let mut decided = Vec::with_capacity(commands.len());
+        for command in commands {
+            decided.push(self.decide_one(command).await?);
+        }
+
+        // 3. Publish the events and wait for all of them.
+        let sends = decided.iter().filter_map(|d| {
+            let (user_id, bytes) = d.event.as_ref()?;
+            Some(async move {
+                let key = user_id.to_string();
+                let record = Record::new(&self.topics.events, bytes).key(key.as_bytes());
+                (d.envelope.command_id, *user_id, self.producer.send(record).await)
+            })
+        });
+        for (command_id, user_id, delivered) in join_all(sends).await {
+            let delivered = delivered.map_err(|e| self.fail_stop("publishing an event", &e))?;
+            let event = Some(EventPosition {
+                partition: delivered.partition,
+                offset: delivered.offset,
+            });
+            self.state.record(command_id, Recorded::Accepted { user_id, event });
+        }
+
+        // 4. Reply. A failure here retries the batch: every command is decided by now, so the
+        //    retry only sends the replies again.
+        let mut replies = Vec::with_capacity(decided.len());
+        for d in &decided {
+            let reply = self.reply_for(&d.envelope);
+            let bytes = self
+                .codec
+                .encode(&self.topics.replies, schemas::USER_REPLY, reply.to_avro())
+                .await?;
+            replies.push((reply, bytes));
+        }
+        let sends = replies.iter().map(|(reply, bytes)| async move {
+            let key = reply.command_id.to_string();
+            let record = Record::new(&self.topics.replies, bytes)
+                .key(key.as_bytes())
+                .header(REQUESTER_HEADER, reply.requester.as_bytes());
+            self.producer.send(record).await
+        });
+        for delivered in join_all(sends).await {
+            delivered?;
+        }
+        Ok(results)
+    }
+}
