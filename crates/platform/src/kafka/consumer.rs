@@ -313,7 +313,7 @@ impl Consumer {
         match self.inner.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(group = %self.settings.group_id, "consumer stopped; offsets committed"),
             Err(error) if is_no_offset(&error) => {
-                tracing::info!(group = %self.settings.group_id, "consumer stopped; nothing to commit");
+                tracing::info!(group = %self.settings.group_id, "consumer stopped; offsets were already committed");
             }
             Err(error) => tracing::error!(group = %self.settings.group_id, %error, "final offset commit failed"),
         }
