@@ -45,6 +45,10 @@ run service *args:
     @[[ " {{ services }} " == *" {{ service }} "* ]] || { echo "unknown service '{{ service }}'; one of: {{ services }}" >&2; exit 2; }
     cargo run --quiet -p {{ service }} -- {{ args }}
 
+# Write a realistic import file, e.g. `just gen-csv 1000000 users.csv --bad-share 0.05`
+gen-csv rows path="users.csv" *flags:
+    cargo run --release --quiet -p import-worker --bin gen-csv -- {{ rows }} {{ path }} {{ flags }}
+
 # Every test against a fresh local Kafka, then the infrastructure smoke test (what CI runs)
 test *args:
     deploy/run-tests.sh {{ args }}

@@ -13,9 +13,10 @@ use apache_avro::Schema;
 use apache_avro::types::Value;
 use uuid::Uuid;
 
-use crate::command::{Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
+use crate::command::{BatchItem, Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
 use crate::event::{Event, EventEnvelope};
-use crate::reply::{Accepted, EventPosition, Outcome, Rejection, RejectionReason, Reply};
+use crate::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
+use crate::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use crate::time::Timestamp;
 use crate::user::{Age, Email, FieldError, Name, User};
 
@@ -24,6 +25,8 @@ pub mod schemas {
     pub const USER_COMMAND: &str = include_str!("../../../schemas/user_command.avsc");
     pub const USER_EVENT: &str = include_str!("../../../schemas/user_event.avsc");
     pub const USER_REPLY: &str = include_str!("../../../schemas/user_reply.avsc");
+    pub const IMPORT_REQUEST: &str = include_str!("../../../schemas/import_request.avsc");
+    pub const IMPORT_STATUS: &str = include_str!("../../../schemas/import_status.avsc");
 }
 
 fn parsed(text: &str) -> Schema {
@@ -33,6 +36,8 @@ fn parsed(text: &str) -> Schema {
 pub static COMMAND_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_COMMAND));
 pub static EVENT_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_EVENT));
 pub static REPLY_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_REPLY));
+pub static IMPORT_REQUEST_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::IMPORT_REQUEST));
+pub static IMPORT_STATUS_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::IMPORT_STATUS));
 
 /// A record that does not fit the contract: it can never be processed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,10 +58,7 @@ pub trait AvroRecord: Sized {
     fn from_avro(value: Value) -> Result<Self, AvroError> {
         Fields::of(value)
             .and_then(|mut fields| Self::from_fields(&mut fields))
-            .map_err(|detail| AvroError {
-                schema: Self::SCHEMA_NAME,
-                detail,
-            })
+            .map_err(|detail| AvroError { schema: Self::SCHEMA_NAME, detail })
     }
 }
 
@@ -108,11 +110,7 @@ impl Fields {
     }
 
     fn take(&mut self, name: &str) -> Result<Value, String> {
-        let index = self
-            .0
-            .iter()
-            .position(|(n, _)| n == name)
-            .ok_or_else(|| format!("missing field {name}"))?;
+        let index = self.0.iter().position(|(n, _)| n == name).ok_or_else(|| format!("missing field {name}"))?;
         Ok(unwrap_union(self.0.swap_remove(index).1))
     }
 
@@ -168,11 +166,7 @@ impl Fields {
 
     /// The branch of a union of records: its position in the schema and its fields.
     fn branch(&mut self, name: &str) -> Result<(u32, Fields), String> {
-        let index = self
-            .0
-            .iter()
-            .position(|(n, _)| n == name)
-            .ok_or_else(|| format!("missing field {name}"))?;
+        let index = self.0.iter().position(|(n, _)| n == name).ok_or_else(|| format!("missing field {name}"))?;
         match self.0.swap_remove(index).1 {
             Value::Union(i, inner) => Ok((i, Self::of(*inner)?)),
             other => Err(format!("{name}: expected a union, found {other:?}")),
@@ -206,9 +200,7 @@ fn as_long(value: Value, name: &str) -> Result<i64, String> {
 fn user_from(mut f: Fields) -> Result<User, String> {
     let email = Email::parse(&f.string("email")?).map_err(|e| e.to_string())?;
     let name = Name::parse(&f.string("name")?).map_err(|e| e.to_string())?;
-    let age = f
-        .optional("age")?
-        .map(|v| as_long(v, "age").and_then(|n| Age::parse(n).map_err(|e| e.to_string())));
+    let age = f.optional("age")?.map(|v| as_long(v, "age").and_then(|n| Age::parse(n).map_err(|e| e.to_string())));
     Ok(User {
         id: f.uuid("id")?,
         email,
@@ -245,10 +237,7 @@ impl AvroRecord for CommandEnvelope {
                     ("user_id", Value::Uuid(u.user_id)),
                     ("email", nullable(u.email.clone().map(Value::String))),
                     ("name", nullable(u.name.clone().map(Value::String))),
-                    (
-                        "age",
-                        nullable(u.age.map(|age| record(vec![("value", nullable(age.map(Value::Long)))]))),
-                    ),
+                    ("age", nullable(u.age.map(|age| record(vec![("value", nullable(age.map(Value::Long)))])))),
                     ("expected_version", nullable(u.expected_version.map(long))),
                 ]),
             ),
@@ -259,6 +248,22 @@ impl AvroRecord for CommandEnvelope {
                     ("expected_version", nullable(d.expected_version.map(long))),
                 ]),
             ),
+            Command::Batch(items) => {
+                let items = items
+                    .iter()
+                    .map(|item| {
+                        record(vec![
+                            ("command_id", Value::Uuid(item.command_id)),
+                            ("line", long(item.line)),
+                            ("upsert", Value::Boolean(item.upsert)),
+                            ("email", Value::String(item.user.email.clone())),
+                            ("name", Value::String(item.user.name.clone())),
+                            ("age", nullable(item.user.age.map(Value::Long))),
+                        ])
+                    })
+                    .collect();
+                (3, record(vec![("items", Value::Array(items))]))
+            }
         };
         record(vec![
             ("command_id", Value::Uuid(self.command_id)),
@@ -270,7 +275,7 @@ impl AvroRecord for CommandEnvelope {
     }
 
     fn from_fields(f: &mut Fields) -> Result<Self, String> {
-        // Branches in schema order: CreateUser, UpdateUser, DeleteUser.
+        // Branches in schema order: CreateUser, UpdateUser, DeleteUser, UserBatch.
         let (branch, mut body) = f.branch("command")?;
         let command = match branch {
             0 => Command::Create(CreateUser {
@@ -284,12 +289,7 @@ impl AvroRecord for CommandEnvelope {
                 name: body.optional("name")?.map(|v| as_string(v, "name")).transpose()?,
                 age: body
                     .optional("age")?
-                    .map(|change| {
-                        Fields::of(change)?
-                            .optional("value")?
-                            .map(|v| as_long(v, "age"))
-                            .transpose()
-                    })
+                    .map(|change| Fields::of(change)?.optional("value")?.map(|v| as_long(v, "age")).transpose())
                     .transpose()?,
                 expected_version: body.optional_version("expected_version")?,
             }),
@@ -297,6 +297,24 @@ impl AvroRecord for CommandEnvelope {
                 user_id: body.uuid("user_id")?,
                 expected_version: body.optional_version("expected_version")?,
             }),
+            3 => Command::Batch(
+                as_array(body.take("items")?, "items")?
+                    .into_iter()
+                    .map(|item| {
+                        let mut item = Fields::of(item)?;
+                        Ok(BatchItem {
+                            command_id: item.uuid("command_id")?,
+                            line: item.version("line")?,
+                            upsert: matches!(item.optional("upsert")?, Some(Value::Boolean(true))),
+                            user: CreateUser {
+                                email: item.string("email")?,
+                                name: item.string("name")?,
+                                age: item.optional("age")?.map(|v| as_long(v, "age")).transpose()?,
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            ),
             other => return Err(format!("command: unknown branch {other}")),
         };
         Ok(Self {
@@ -322,11 +340,7 @@ impl AvroRecord for EventEnvelope {
         let (branch, body) = match &self.event {
             Event::Created(user) => (0, record(vec![("user", user_value(user))])),
             Event::Updated(user) => (1, record(vec![("user", user_value(user))])),
-            Event::Deleted {
-                user_id,
-                email,
-                version,
-            } => (
+            Event::Deleted { user_id, email, version } => (
                 2,
                 record(vec![
                     ("user_id", Value::Uuid(*user_id)),
@@ -389,27 +403,20 @@ impl AvroRecord for Reply {
                     ("event_offset", nullable(a.event.map(|p| Value::Long(p.offset)))),
                 ]),
             ),
-            Outcome::Rejected(r) => {
-                let index = RejectionReason::ALL.iter().position(|x| *x == r.reason).unwrap_or(3);
-                let errors = r
-                    .field_errors
+            Outcome::Rejected(r) => (1, rejection_value(r)),
+            Outcome::Batch(items) => {
+                let items = items
                     .iter()
-                    .map(|e| {
+                    .map(|item| {
                         record(vec![
-                            ("field", Value::String(e.field.clone())),
-                            ("code", Value::String(e.code.clone())),
-                            ("message", Value::String(e.message.clone())),
+                            ("command_id", Value::Uuid(item.command_id)),
+                            ("line", long(item.line)),
+                            ("user_id", nullable(item.result.as_ref().ok().map(|id| Value::Uuid(*id)))),
+                            ("rejection", nullable(item.result.as_ref().err().map(rejection_value))),
                         ])
                     })
                     .collect();
-                (
-                    1,
-                    record(vec![
-                        ("reason", Value::Enum(index as u32, REASON_SYMBOLS[index].to_owned())),
-                        ("message", Value::String(r.message.clone())),
-                        ("field_errors", Value::Array(errors)),
-                    ]),
-                )
+                (2, record(vec![("items", Value::Array(items))]))
             }
         };
         record(vec![
@@ -421,66 +428,215 @@ impl AvroRecord for Reply {
     }
 
     fn from_fields(f: &mut Fields) -> Result<Self, String> {
-        // Branches in schema order: Accepted, Rejected.
+        // Branches in schema order: Accepted, Rejected, BatchOutcome.
         let (branch, mut body) = f.branch("outcome")?;
-        let outcome = if branch == 0 {
-            let partition = body
-                .optional("event_partition")?
-                .map(|v| as_long(v, "event_partition"))
-                .transpose()?;
-            let offset = body
-                .optional("event_offset")?
-                .map(|v| as_long(v, "event_offset"))
-                .transpose()?;
-            Outcome::Accepted(Accepted {
-                user_id: body.uuid("user_id")?,
-                user: body
-                    .optional("user")?
-                    .map(Fields::of)
-                    .transpose()?
-                    .map(user_from)
-                    .transpose()?,
-                event: match (partition, offset) {
-                    (Some(p), Some(o)) => Some(EventPosition {
-                        partition: i32::try_from(p).unwrap_or(-1),
-                        offset: o,
-                    }),
-                    _ => None,
-                },
-            })
-        } else {
-            let reason = match body.take("reason")? {
-                Value::Enum(_, symbol) => REASON_SYMBOLS
-                    .iter()
-                    .position(|s| *s == symbol)
-                    .map_or(RejectionReason::Invalid, |i| RejectionReason::ALL[i]),
-                other => return Err(format!("reason: expected an enum, found {other:?}")),
-            };
-            let field_errors = match body.take("field_errors")? {
-                Value::Array(items) => items
+        let outcome = match branch {
+            0 => {
+                let partition = body.optional("event_partition")?.map(|v| as_long(v, "event_partition")).transpose()?;
+                let offset = body.optional("event_offset")?.map(|v| as_long(v, "event_offset")).transpose()?;
+                Outcome::Accepted(Accepted {
+                    user_id: body.uuid("user_id")?,
+                    user: body.optional("user")?.map(Fields::of).transpose()?.map(user_from).transpose()?,
+                    event: match (partition, offset) {
+                        (Some(p), Some(o)) => {
+                            Some(EventPosition { partition: i32::try_from(p).unwrap_or(-1), offset: o })
+                        }
+                        _ => None,
+                    },
+                })
+            }
+            1 => Outcome::Rejected(rejection_from(&mut body)?),
+            2 => {
+                let items = as_array(body.take("items")?, "items")?
                     .into_iter()
                     .map(|item| {
-                        let mut e = Fields::of(item)?;
-                        Ok(FieldError {
-                            field: e.string("field")?,
-                            code: e.string("code")?,
-                            message: e.string("message")?,
-                        })
+                        let mut item = Fields::of(item)?;
+                        let rejection = item.optional("rejection")?.map(Fields::of).transpose()?;
+                        let result = match (item.optional("user_id")?, rejection) {
+                            (_, Some(mut rejection)) => Err(rejection_from(&mut rejection)?),
+                            (Some(Value::Uuid(id)), None) => Ok(id),
+                            (other, None) => {
+                                return Err(format!("item outcome without a user or a rejection: {other:?}"));
+                            }
+                        };
+                        Ok(ItemOutcome { command_id: item.uuid("command_id")?, line: item.version("line")?, result })
                     })
-                    .collect::<Result<Vec<_>, String>>()?,
-                other => return Err(format!("field_errors: expected an array, found {other:?}")),
-            };
-            Outcome::Rejected(Rejection {
-                reason,
-                message: body.string("message")?,
-                field_errors,
-            })
+                    .collect::<Result<Vec<_>, String>>()?;
+                Outcome::Batch(items)
+            }
+            other => return Err(format!("outcome: unknown branch {other}")),
         };
         Ok(Self {
             command_id: f.uuid("command_id")?,
             correlation_id: f.uuid("correlation_id")?,
             requester: f.string("requester")?,
             outcome,
+        })
+    }
+}
+
+fn rejection_value(r: &Rejection) -> Value {
+    let index = RejectionReason::ALL.iter().position(|x| *x == r.reason).unwrap_or(3);
+    let errors = r
+        .field_errors
+        .iter()
+        .map(|e| {
+            record(vec![
+                ("field", Value::String(e.field.clone())),
+                ("code", Value::String(e.code.clone())),
+                ("message", Value::String(e.message.clone())),
+            ])
+        })
+        .collect();
+    record(vec![
+        ("reason", Value::Enum(index as u32, REASON_SYMBOLS[index].to_owned())),
+        ("message", Value::String(r.message.clone())),
+        ("field_errors", Value::Array(errors)),
+    ])
+}
+
+fn rejection_from(body: &mut Fields) -> Result<Rejection, String> {
+    let reason = match body.take("reason")? {
+        Value::Enum(_, symbol) => REASON_SYMBOLS
+            .iter()
+            .position(|s| *s == symbol)
+            .map_or(RejectionReason::Invalid, |i| RejectionReason::ALL[i]),
+        other => return Err(format!("reason: expected an enum, found {other:?}")),
+    };
+    let field_errors = match body.optional("field_errors")? {
+        None => Vec::new(),
+        Some(items) => as_array(items, "field_errors")?
+            .into_iter()
+            .map(|item| {
+                let mut e = Fields::of(item)?;
+                Ok(FieldError { field: e.string("field")?, code: e.string("code")?, message: e.string("message")? })
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+    };
+    Ok(Rejection { reason, message: body.string("message")?, field_errors })
+}
+
+fn as_array(value: Value, name: &str) -> Result<Vec<Value>, String> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(format!("{name}: expected an array, found {other:?}")),
+    }
+}
+
+// ---- imports --------------------------------------------------------------------------------------
+
+const MODE_SYMBOLS: [&str; 2] = ["CREATE", "UPSERT"];
+const STATE_SYMBOLS: [&str; 4] = ["QUEUED", "RUNNING", "COMPLETED", "FAILED"];
+const STATES: [ImportState; 4] =
+    [ImportState::Queued, ImportState::Running, ImportState::Completed, ImportState::Failed];
+
+fn mode_value(mode: ImportMode) -> Value {
+    match mode {
+        ImportMode::Create => Value::Enum(0, MODE_SYMBOLS[0].into()),
+        ImportMode::Upsert => Value::Enum(1, MODE_SYMBOLS[1].into()),
+    }
+}
+
+fn mode_from(value: Value) -> Result<ImportMode, String> {
+    match value {
+        Value::Enum(_, symbol) if symbol == "UPSERT" => Ok(ImportMode::Upsert),
+        Value::Enum(..) => Ok(ImportMode::Create),
+        other => Err(format!("mode: expected an enum, found {other:?}")),
+    }
+}
+
+fn optional_string(value: Option<String>) -> Value {
+    nullable(value.map(Value::String))
+}
+
+impl AvroRecord for ImportRequest {
+    const SCHEMA_NAME: &'static str = "ImportRequested";
+
+    fn schema() -> &'static Schema {
+        &IMPORT_REQUEST_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        record(vec![
+            ("import_id", Value::Uuid(self.import_id)),
+            ("blob", Value::String(self.blob.clone())),
+            ("file_name", optional_string(self.file_name.clone())),
+            ("size_bytes", long(self.size_bytes)),
+            ("mode", mode_value(self.mode)),
+            ("requested_at", ts(self.requested_at)),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        Ok(Self {
+            import_id: f.uuid("import_id")?,
+            blob: f.string("blob")?,
+            file_name: f.optional("file_name")?.map(|v| as_string(v, "file_name")).transpose()?,
+            size_bytes: f.version("size_bytes")?,
+            mode: mode_from(f.take("mode")?)?,
+            requested_at: f.timestamp("requested_at")?,
+        })
+    }
+}
+
+impl AvroRecord for ImportStatus {
+    const SCHEMA_NAME: &'static str = "ImportStatus";
+
+    fn schema() -> &'static Schema {
+        &IMPORT_STATUS_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let state = STATES.iter().position(|s| *s == self.state).unwrap_or(0);
+        record(vec![
+            ("import_id", Value::Uuid(self.import_id)),
+            ("state", Value::Enum(state as u32, STATE_SYMBOLS[state].into())),
+            ("mode", mode_value(self.mode)),
+            ("file_name", optional_string(self.file_name.clone())),
+            ("size_bytes", long(self.size_bytes)),
+            ("rows_read", long(self.rows_read)),
+            ("accepted", long(self.accepted)),
+            ("rejected", long(self.rejected)),
+            ("requested_at", ts(self.requested_at)),
+            ("started_at", nullable(self.started_at.map(ts))),
+            ("finished_at", nullable(self.finished_at.map(ts))),
+            ("error", optional_string(self.error.clone())),
+            ("warnings", Value::Array(self.warnings.iter().cloned().map(Value::String).collect())),
+            ("errors_blob", optional_string(self.errors_blob.clone())),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        let state = match f.take("state")? {
+            Value::Enum(_, symbol) => {
+                STATE_SYMBOLS.iter().position(|s| *s == symbol).map_or(ImportState::Queued, |i| STATES[i])
+            }
+            other => return Err(format!("state: expected an enum, found {other:?}")),
+        };
+        let timestamp = |v: Value, name: &str| match v {
+            Value::TimestampMillis(ms) | Value::Long(ms) => Ok(Timestamp::from_millis(ms)),
+            other => Err(format!("{name}: expected timestamp-millis, found {other:?}")),
+        };
+        Ok(Self {
+            import_id: f.uuid("import_id")?,
+            state,
+            mode: mode_from(f.take("mode")?)?,
+            file_name: f.optional("file_name")?.map(|v| as_string(v, "file_name")).transpose()?,
+            size_bytes: f.version("size_bytes")?,
+            rows_read: f.version("rows_read")?,
+            accepted: f.version("accepted")?,
+            rejected: f.version("rejected")?,
+            requested_at: f.timestamp("requested_at")?,
+            started_at: f.optional("started_at")?.map(|v| timestamp(v, "started_at")).transpose()?,
+            finished_at: f.optional("finished_at")?.map(|v| timestamp(v, "finished_at")).transpose()?,
+            error: f.optional("error")?.map(|v| as_string(v, "error")).transpose()?,
+            warnings: match f.optional("warnings")? {
+                None => Vec::new(),
+                Some(v) => {
+                    as_array(v, "warnings")?.into_iter().map(|w| as_string(w, "warnings")).collect::<Result<_, _>>()?
+                }
+            },
+            errors_blob: f.optional("errors_blob")?.map(|v| as_string(v, "errors_blob")).transpose()?,
         })
     }
 }

@@ -23,6 +23,20 @@ pub enum Command {
     Create(CreateUser),
     Update(UpdateUser),
     Delete(DeleteUser),
+    /// Rows of a bulk import, carried together but each decided on its own, with its own
+    /// command id (so a re-sent batch is applied once per row).
+    Batch(Vec<BatchItem>),
+}
+
+/// One row of a bulk import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem {
+    pub command_id: Uuid,
+    /// The row's line in the uploaded file, echoed in its outcome.
+    pub line: u64,
+    /// Update the user holding this email instead of refusing it as taken.
+    pub upsert: bool,
+    pub user: CreateUser,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +71,7 @@ impl Command {
             Self::Create(create) => create.email.trim().to_lowercase(),
             Self::Update(update) => update.user_id.to_string(),
             Self::Delete(delete) => delete.user_id.to_string(),
+            Self::Batch(items) => items.first().map(|i| i.command_id.to_string()).unwrap_or_default(),
         }
     }
 }

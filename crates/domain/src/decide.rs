@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::command::{Command, CreateUser, DeleteUser, UpdateUser};
+use crate::command::{BatchItem, Command, CreateUser, DeleteUser, UpdateUser};
 use crate::event::Event;
 use crate::reply::{Rejection, RejectionReason};
 use crate::time::Timestamp;
@@ -25,29 +25,50 @@ pub enum Decision {
     Reject(Rejection),
 }
 
-/// Decides `command` against `users`; `now` and `new_id` are used by creations.
+/// Decides `command` against `users`; `now` and `new_id` are used by creations. A batch is
+/// decided item by item with [`decide_item`]; as a whole it is refused here.
 pub fn decide(command: &Command, users: &impl Users, now: Timestamp, new_id: Uuid) -> Decision {
     let decision = match command {
         Command::Create(create) => create_user(create, users, now, new_id),
         Command::Update(update) => update_user(update, users, now),
         Command::Delete(delete) => delete_user(delete, users),
+        Command::Batch(_) => Err(Rejection::new(RejectionReason::Invalid, "a batch is decided item by item")),
     };
     decision.unwrap_or_else(Decision::Reject)
+}
+
+/// Decides one row of a batch: a creation, or with `upsert` an update of the user already
+/// holding the email (name and age replaced, the email's spelling taken from the row).
+pub fn decide_item(item: &BatchItem, users: &impl Users, now: Timestamp, new_id: Uuid) -> Decision {
+    let decision = if item.upsert {
+        upsert_user(&item.user, users, now, new_id)
+    } else {
+        create_user(&item.user, users, now, new_id)
+    };
+    decision.unwrap_or_else(Decision::Reject)
+}
+
+fn upsert_user(row: &CreateUser, users: &impl Users, now: Timestamp, new_id: Uuid) -> Result<Decision, Rejection> {
+    let new = NewUser::parse(&row.email, &row.name, row.age).map_err(Rejection::invalid)?;
+    let Some(current) = users.owner_of(&new.email.key()).and_then(|id| users.get(id)) else {
+        return create_user(row, users, now, new_id);
+    };
+    let next = User { email: new.email, name: new.name, age: new.age, ..current.clone() };
+    if next == current {
+        return Ok(Decision::Unchanged(current));
+    }
+    Ok(Decision::Apply(Event::Updated(User {
+        version: current.version + 1,
+        updated_at: now.max(current.updated_at),
+        ..next
+    })))
 }
 
 fn create_user(create: &CreateUser, users: &impl Users, now: Timestamp, id: Uuid) -> Result<Decision, Rejection> {
     let new = NewUser::parse(&create.email, &create.name, create.age).map_err(Rejection::invalid)?;
     ensure_free(&new.email, users, None)?;
     let NewUser { email, name, age } = new;
-    Ok(Decision::Apply(Event::Created(User {
-        id,
-        email,
-        name,
-        age,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    })))
+    Ok(Decision::Apply(Event::Created(User { id, email, name, age, created_at: now, updated_at: now, version: 1 })))
 }
 
 fn update_user(update: &UpdateUser, users: &impl Users, now: Timestamp) -> Result<Decision, Rejection> {
@@ -79,17 +100,12 @@ fn update_user(update: &UpdateUser, users: &impl Users, now: Timestamp) -> Resul
 
 fn delete_user(delete: &DeleteUser, users: &impl Users) -> Result<Decision, Rejection> {
     let current = existing(delete.user_id, delete.expected_version, users)?;
-    Ok(Decision::Apply(Event::Deleted {
-        user_id: current.id,
-        email: current.email,
-        version: current.version + 1,
-    }))
+    Ok(Decision::Apply(Event::Deleted { user_id: current.id, email: current.email, version: current.version + 1 }))
 }
 
 fn existing(id: Uuid, expected_version: Option<u64>, users: &impl Users) -> Result<User, Rejection> {
-    let user = users
-        .get(id)
-        .ok_or_else(|| Rejection::new(RejectionReason::NotFound, format!("user {id} not found")))?;
+    let user =
+        users.get(id).ok_or_else(|| Rejection::new(RejectionReason::NotFound, format!("user {id} not found")))?;
     match expected_version {
         Some(expected) if expected != user.version => Err(Rejection::new(
             RejectionReason::VersionConflict,
@@ -103,9 +119,7 @@ fn ensure_free(email: &Email, users: &impl Users, except: Option<Uuid>) -> Resul
     match users.owner_of(&email.key()) {
         Some(owner) if Some(owner) != except => {
             let mut rejection = Rejection::new(RejectionReason::EmailTaken, format!("{email} is already taken"));
-            rejection
-                .field_errors
-                .push(FieldError::new("email", "taken", "this email is already in use"));
+            rejection.field_errors.push(FieldError::new("email", "taken", "this email is already in use"));
             Err(rejection)
         }
         _ => Ok(()),
@@ -131,11 +145,7 @@ mod tests {
     }
 
     fn create(email: &str) -> Command {
-        Command::Create(CreateUser {
-            email: email.into(),
-            name: "Ada".into(),
-            age: Some(36),
-        })
+        Command::Create(CreateUser { email: email.into(), name: "Ada".into(), age: Some(36) })
     }
 
     fn created(decision: Decision) -> User {
@@ -169,12 +179,7 @@ mod tests {
 
     #[test]
     fn an_email_taken_in_another_case_is_refused() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
         assert_eq!(
             rejected(decide(&create("ADA@Example.com"), &with(&[&ada]), T0, Uuid::now_v7())),
             RejectionReason::EmailTaken
@@ -183,26 +188,15 @@ mod tests {
 
     #[test]
     fn invalid_fields_are_refused_together() {
-        let command = Command::Create(CreateUser {
-            email: "x".into(),
-            name: " ".into(),
-            age: Some(-1),
-        });
-        let Decision::Reject(rejection) = decide(&command, &Fixture::default(), T0, Uuid::now_v7()) else {
-            panic!()
-        };
+        let command = Command::Create(CreateUser { email: "x".into(), name: " ".into(), age: Some(-1) });
+        let Decision::Reject(rejection) = decide(&command, &Fixture::default(), T0, Uuid::now_v7()) else { panic!() };
         assert_eq!(rejection.reason, RejectionReason::Invalid);
         assert_eq!(rejection.field_errors.len(), 3);
     }
 
     #[test]
     fn an_update_bumps_the_version_and_checks_the_expected_one() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
         let users = with(&[&ada]);
         let rename = |expected| {
             Command::Update(UpdateUser {
@@ -212,113 +206,77 @@ mod tests {
                 ..UpdateUser::default()
             })
         };
-        let Decision::Apply(Event::Updated(next)) = decide(&rename(Some(1)), &users, T1, Uuid::nil()) else {
-            panic!()
-        };
-        assert_eq!(
-            (next.name.as_str(), next.version, next.updated_at, next.created_at),
-            ("Countess", 2, T1, T0)
-        );
-        assert_eq!(
-            rejected(decide(&rename(Some(7)), &users, T1, Uuid::nil())),
-            RejectionReason::VersionConflict
-        );
+        let Decision::Apply(Event::Updated(next)) = decide(&rename(Some(1)), &users, T1, Uuid::nil()) else { panic!() };
+        assert_eq!((next.name.as_str(), next.version, next.updated_at, next.created_at), ("Countess", 2, T1, T0));
+        assert_eq!(rejected(decide(&rename(Some(7)), &users, T1, Uuid::nil())), RejectionReason::VersionConflict);
     }
 
     #[test]
     fn an_update_to_the_same_values_changes_nothing() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
-        let same = Command::Update(UpdateUser {
-            user_id: ada.id,
-            age: Some(Some(36)),
-            ..UpdateUser::default()
-        });
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
+        let same = Command::Update(UpdateUser { user_id: ada.id, age: Some(Some(36)), ..UpdateUser::default() });
         assert_eq!(decide(&same, &with(&[&ada]), T1, Uuid::nil()), Decision::Unchanged(ada));
     }
 
     #[test]
     fn an_update_can_clear_the_age_and_keep_its_own_email_in_another_case() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
         let update = Command::Update(UpdateUser {
             user_id: ada.id,
             email: Some("ADA@example.com".into()),
             age: Some(None),
             ..UpdateUser::default()
         });
-        let Decision::Apply(Event::Updated(next)) = decide(&update, &with(&[&ada]), T1, Uuid::nil()) else {
-            panic!()
-        };
+        let Decision::Apply(Event::Updated(next)) = decide(&update, &with(&[&ada]), T1, Uuid::nil()) else { panic!() };
         assert_eq!((next.email.as_str(), next.age), ("ADA@example.com", None));
     }
 
     #[test]
     fn moving_to_another_users_email_is_refused() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
-        let bob = created(decide(
-            &create("bob@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
+        let bob = created(decide(&create("bob@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
         let steal = Command::Update(UpdateUser {
             user_id: bob.id,
             email: Some("Ada@Example.com".into()),
             ..UpdateUser::default()
         });
-        assert_eq!(
-            rejected(decide(&steal, &with(&[&ada, &bob]), T1, Uuid::nil())),
-            RejectionReason::EmailTaken
-        );
+        assert_eq!(rejected(decide(&steal, &with(&[&ada, &bob]), T1, Uuid::nil())), RejectionReason::EmailTaken);
     }
 
     #[test]
     fn unknown_users_cannot_be_updated_or_deleted() {
         let ghost = Uuid::now_v7();
-        let delete = Command::Delete(DeleteUser {
-            user_id: ghost,
-            expected_version: None,
-        });
-        assert_eq!(
-            rejected(decide(&delete, &Fixture::default(), T0, Uuid::nil())),
-            RejectionReason::NotFound
-        );
-        let update = Command::Update(UpdateUser {
-            user_id: ghost,
-            ..UpdateUser::default()
-        });
-        assert_eq!(
-            rejected(decide(&update, &Fixture::default(), T0, Uuid::nil())),
-            RejectionReason::NotFound
-        );
+        let delete = Command::Delete(DeleteUser { user_id: ghost, expected_version: None });
+        assert_eq!(rejected(decide(&delete, &Fixture::default(), T0, Uuid::nil())), RejectionReason::NotFound);
+        let update = Command::Update(UpdateUser { user_id: ghost, ..UpdateUser::default() });
+        assert_eq!(rejected(decide(&update, &Fixture::default(), T0, Uuid::nil())), RejectionReason::NotFound);
+    }
+
+    #[test]
+    fn an_upsert_updates_the_holder_of_the_email_or_creates_a_user() {
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
+        let row = |email: &str| BatchItem {
+            command_id: Uuid::now_v7(),
+            line: 2,
+            upsert: true,
+            user: CreateUser { email: email.into(), name: "Ada K.".into(), age: None },
+        };
+        let Decision::Apply(Event::Updated(next)) =
+            decide_item(&row("ADA@example.com"), &with(&[&ada]), T1, Uuid::nil())
+        else {
+            panic!()
+        };
+        assert_eq!((next.id, next.name.as_str(), next.age, next.version), (ada.id, "Ada K.", None, 2));
+        let fresh = Uuid::now_v7();
+        assert_eq!(created(decide_item(&row("new@example.com"), &with(&[&ada]), T1, fresh)).id, fresh);
+        let plain = BatchItem { upsert: false, ..row("ada@example.com") };
+        assert_eq!(rejected(decide_item(&plain, &with(&[&ada]), T1, fresh)), RejectionReason::EmailTaken);
     }
 
     #[test]
     fn a_deletion_carries_the_next_version() {
-        let ada = created(decide(
-            &create("ada@example.com"),
-            &Fixture::default(),
-            T0,
-            Uuid::now_v7(),
-        ));
-        let delete = Command::Delete(DeleteUser {
-            user_id: ada.id,
-            expected_version: Some(1),
-        });
+        let ada = created(decide(&create("ada@example.com"), &Fixture::default(), T0, Uuid::now_v7()));
+        let delete = Command::Delete(DeleteUser { user_id: ada.id, expected_version: Some(1) });
         let Decision::Apply(Event::Deleted { version, .. }) = decide(&delete, &with(&[&ada]), T1, Uuid::nil()) else {
             panic!()
         };

@@ -2,6 +2,7 @@
 //!
 //! - [`user`]: the user and its validated fields (`Email::parse`, `Name::parse`, `Age::parse`);
 //! - [`command`], [`event`], [`reply`]: what travels on the commands, events and replies topics;
+//! - [`import`]: bulk import requests and their status; [`import_file`]: the CSV format;
 //! - [`decide`]: the rules, as a pure function from a command and the current users to a
 //!   decision (an event to apply, nothing to change, or a rejection with its reason);
 //! - [`view`]: the users as a read model built by applying events (each service keeps one);
@@ -13,6 +14,8 @@ pub mod avro;
 pub mod command;
 pub mod decide;
 pub mod event;
+pub mod import;
+pub mod import_file;
 pub mod reply;
 pub mod time;
 pub mod user;

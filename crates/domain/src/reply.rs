@@ -22,6 +22,17 @@ pub struct Reply {
 pub enum Outcome {
     Accepted(Accepted),
     Rejected(Rejection),
+    /// One outcome per row of a batch, in the batch's order.
+    Batch(Vec<ItemOutcome>),
+}
+
+/// What became of one row of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutcome {
+    pub command_id: Uuid,
+    pub line: u64,
+    /// The user created or updated, or why the row was refused.
+    pub result: Result<Uuid, Rejection>,
 }
 
 /// The command took effect (or there was nothing to change).
@@ -50,24 +61,12 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: RejectionReason, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-            field_errors: Vec::new(),
-        }
+        Self { reason, message: message.into(), field_errors: Vec::new() }
     }
 
     pub fn invalid(field_errors: Vec<FieldError>) -> Self {
-        let message = field_errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        Self {
-            reason: RejectionReason::Invalid,
-            message,
-            field_errors,
-        }
+        let message = field_errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        Self { reason: RejectionReason::Invalid, message, field_errors }
     }
 }
 

@@ -18,11 +18,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            code: code.to_owned(),
-            message: message.into(),
-        }
+        Self { field: field.to_owned(), code: code.to_owned(), message: message.into() }
     }
 }
 
@@ -47,11 +43,7 @@ impl Email {
             return Err(FieldError::new("email", "required", "email is required"));
         }
         if email.chars().count() > Self::MAX_LEN {
-            return Err(FieldError::new(
-                "email",
-                "too_long",
-                format!("at most {} characters", Self::MAX_LEN),
-            ));
+            return Err(FieldError::new("email", "too_long", format!("at most {} characters", Self::MAX_LEN)));
         }
         let Some((local, domain)) = email.rsplit_once('@') else {
             return Err(invalid("missing '@'"));
@@ -59,9 +51,7 @@ impl Email {
         if local.is_empty() || local.len() > 64 {
             return Err(invalid("the part before '@' must have 1 to 64 characters"));
         }
-        let local_ok = local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let local_ok = local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         if !local_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return Err(invalid("unexpected character in the part before '@'"));
         }
@@ -76,10 +66,7 @@ impl Email {
         if labels.len() < 2 || !labels.iter().all(label_ok) {
             return Err(invalid("the domain must look like example.com"));
         }
-        if !labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
-        {
+        if !labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())) {
             return Err(invalid("the domain must end with a top-level domain such as .com"));
         }
         Ok(Self(email.to_owned()))
@@ -96,10 +83,7 @@ impl Email {
 
     /// The part after '@', lower-cased.
     pub fn domain(&self) -> String {
-        self.0
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_lowercase())
-            .unwrap_or_default()
+        self.0.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default()
     }
 }
 
@@ -109,7 +93,8 @@ impl fmt::Display for Email {
     }
 }
 
-/// A display name: trimmed, 1 to 200 characters, no control characters.
+/// A display name: trimmed, 1 to 200 characters, no control characters other than line breaks
+/// and tabs (which survive a CSV round trip, quoted).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Name(String);
 
@@ -122,13 +107,9 @@ impl Name {
             return Err(FieldError::new("name", "required", "name is required"));
         }
         if name.chars().count() > Self::MAX_LEN {
-            return Err(FieldError::new(
-                "name",
-                "too_long",
-                format!("at most {} characters", Self::MAX_LEN),
-            ));
+            return Err(FieldError::new("name", "too_long", format!("at most {} characters", Self::MAX_LEN)));
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
             return Err(FieldError::new("name", "invalid", "control characters are not allowed"));
         }
         Ok(Self(name.to_owned()))
@@ -149,11 +130,7 @@ impl Age {
     pub fn parse(raw: i64) -> Result<Self, FieldError> {
         match u8::try_from(raw) {
             Ok(age) if i64::from(age) <= Self::MAX => Ok(Self(age)),
-            _ => Err(FieldError::new(
-                "age",
-                "out_of_range",
-                format!("must be between 0 and {}", Self::MAX),
-            )),
+            _ => Err(FieldError::new("age", "out_of_range", format!("must be between 0 and {}", Self::MAX))),
         }
     }
 

@@ -41,12 +41,7 @@ impl UserView {
     pub fn apply(&self, event: &Event) -> bool {
         let id = event.user_id();
         let version = event.version();
-        let known = self
-            .inner
-            .users
-            .get(&id)
-            .map(|u| u.version)
-            .or_else(|| self.inner.deleted.get(&id).map(|v| *v));
+        let known = self.inner.users.get(&id).map(|u| u.version).or_else(|| self.inner.deleted.get(&id).map(|v| *v));
         if known.is_some_and(|known| known >= version) {
             return false;
         }
@@ -54,9 +49,7 @@ impl UserView {
             Event::Created(user) | Event::Updated(user) => {
                 let previous = self.inner.users.insert(id, user.clone());
                 if let Some(previous) = previous.as_ref().filter(|p| p.email.key() != user.email.key()) {
-                    self.inner
-                        .emails
-                        .remove_if(&previous.email.key(), |_, owner| *owner == id);
+                    self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
                 }
                 self.inner.emails.insert(user.email.key(), id);
                 if previous.is_none() {
@@ -65,9 +58,7 @@ impl UserView {
             }
             Event::Deleted { .. } => {
                 if let Some((_, previous)) = self.inner.users.remove(&id) {
-                    self.inner
-                        .emails
-                        .remove_if(&previous.email.key(), |_, owner| *owner == id);
+                    self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
                 }
                 self.inner.deleted.insert(id, version);
                 self.order().remove(&id);
@@ -168,11 +159,7 @@ mod tests {
         let view = UserView::new();
         let ada = user("ada@example.com", 1);
         view.apply(&Event::Created(ada.clone()));
-        let moved = User {
-            email: Email::parse("lovelace@example.com").unwrap(),
-            version: 2,
-            ..ada.clone()
-        };
+        let moved = User { email: Email::parse("lovelace@example.com").unwrap(), version: 2, ..ada.clone() };
         view.apply(&Event::Updated(moved));
         assert!(view.by_email("ada@example.com").is_none());
         assert_eq!(view.by_email("lovelace@example.com").map(|u| u.id), Some(ada.id));
@@ -183,11 +170,7 @@ mod tests {
         let view = UserView::new();
         let ada = user("ada@example.com", 1);
         view.apply(&Event::Created(ada.clone()));
-        view.apply(&Event::Deleted {
-            user_id: ada.id,
-            email: ada.email.clone(),
-            version: 2,
-        });
+        view.apply(&Event::Deleted { user_id: ada.id, email: ada.email.clone(), version: 2 });
         assert!(view.get(ada.id).is_none() && view.by_email("ada@example.com").is_none());
         assert!(!view.apply(&Event::Created(ada)));
         assert!(view.is_empty());
@@ -201,20 +184,13 @@ mod tests {
             view.apply(&Event::Created(u.clone()));
         }
         let (first, next) = view.page(None, 2, |_| true);
-        assert_eq!(
-            first.iter().map(|u| u.id).collect::<Vec<_>>(),
-            [users[0].id, users[1].id]
-        );
+        assert_eq!(first.iter().map(|u| u.id).collect::<Vec<_>>(), [users[0].id, users[1].id]);
         let (second, next) = view.page(next, 2, |_| true);
-        assert_eq!(
-            second.iter().map(|u| u.id).collect::<Vec<_>>(),
-            [users[2].id, users[3].id]
-        );
+        assert_eq!(second.iter().map(|u| u.id).collect::<Vec<_>>(), [users[2].id, users[3].id]);
         let (last, next) = view.page(next, 2, |_| true);
         assert_eq!((last.len(), next), (1, None));
-        let (odd, _) = view.page(None, 10, |u| {
-            u.email.as_str().starts_with("u1") || u.email.as_str().starts_with("u3")
-        });
+        let (odd, _) =
+            view.page(None, 10, |u| u.email.as_str().starts_with("u1") || u.email.as_str().starts_with("u3"));
         assert_eq!(odd.len(), 2);
     }
 }

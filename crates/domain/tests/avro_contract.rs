@@ -7,9 +7,10 @@
 use apache_avro::types::Value;
 use apache_avro::{Schema, from_avro_datum, to_avro_datum};
 use domain::avro::{AvroRecord, COMMAND_SCHEMA, EVENT_SCHEMA, REPLY_SCHEMA, schemas};
-use domain::command::{Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
+use domain::command::{BatchItem, Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
 use domain::event::{Event, EventEnvelope};
-use domain::reply::{Accepted, EventPosition, Outcome, Rejection, RejectionReason, Reply};
+use domain::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
+use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use domain::time::Timestamp;
 use domain::user::{Age, Email, FieldError, Name, User};
 use proptest::prelude::*;
@@ -17,10 +18,7 @@ use uuid::Uuid;
 
 fn round_trip<T: AvroRecord + PartialEq + std::fmt::Debug>(item: &T) -> T {
     let value = item.to_avro();
-    assert!(
-        value.validate(T::schema()),
-        "{item:?} does not fit its schema: {value:?}"
-    );
+    assert!(value.validate(T::schema()), "{item:?} does not fit its schema: {value:?}");
     let bytes = to_avro_datum(T::schema(), value).expect("encodes");
     let decoded = from_avro_datum(T::schema(), &mut bytes.as_slice(), None).expect("decodes");
     T::from_avro(decoded).expect("maps back")
@@ -59,17 +57,18 @@ fn event(event: Event) -> EventEnvelope {
 }
 
 fn reply(outcome: Outcome) -> Reply {
-    Reply {
-        command_id: Uuid::new_v4(),
-        correlation_id: Uuid::new_v4(),
-        requester: "import-worker".into(),
-        outcome,
-    }
+    Reply { command_id: Uuid::new_v4(), correlation_id: Uuid::new_v4(), requester: "import-worker".into(), outcome }
 }
 
 #[test]
 fn the_schema_files_parse() {
-    for text in [schemas::USER_COMMAND, schemas::USER_EVENT, schemas::USER_REPLY] {
+    for text in [
+        schemas::USER_COMMAND,
+        schemas::USER_EVENT,
+        schemas::USER_REPLY,
+        schemas::IMPORT_REQUEST,
+        schemas::IMPORT_STATUS,
+    ] {
         Schema::parse_str(text).expect("valid Avro");
     }
 }
@@ -78,20 +77,9 @@ fn the_schema_files_parse() {
 fn every_command_variant_round_trips() {
     let id = Uuid::now_v7();
     for c in [
-        Command::Create(CreateUser {
-            email: " a@b.co ".into(),
-            name: "A".into(),
-            age: None,
-        }),
-        Command::Create(CreateUser {
-            email: "not validated here".into(),
-            name: String::new(),
-            age: Some(-5),
-        }),
-        Command::Update(UpdateUser {
-            user_id: id,
-            ..UpdateUser::default()
-        }),
+        Command::Create(CreateUser { email: " a@b.co ".into(), name: "A".into(), age: None }),
+        Command::Create(CreateUser { email: "not validated here".into(), name: String::new(), age: Some(-5) }),
+        Command::Update(UpdateUser { user_id: id, ..UpdateUser::default() }),
         Command::Update(UpdateUser {
             user_id: id,
             email: Some("x@y.io".into()),
@@ -99,19 +87,24 @@ fn every_command_variant_round_trips() {
             age: Some(None),
             expected_version: Some(9),
         }),
-        Command::Update(UpdateUser {
-            user_id: id,
-            age: Some(Some(40)),
-            ..UpdateUser::default()
-        }),
-        Command::Delete(DeleteUser {
-            user_id: id,
-            expected_version: None,
-        }),
-        Command::Delete(DeleteUser {
-            user_id: id,
-            expected_version: Some(2),
-        }),
+        Command::Update(UpdateUser { user_id: id, age: Some(Some(40)), ..UpdateUser::default() }),
+        Command::Delete(DeleteUser { user_id: id, expected_version: None }),
+        Command::Delete(DeleteUser { user_id: id, expected_version: Some(2) }),
+        Command::Batch(vec![]),
+        Command::Batch(vec![
+            BatchItem {
+                command_id: Uuid::new_v4(),
+                line: 2,
+                upsert: false,
+                user: CreateUser { email: "a@b.co".into(), name: "A".into(), age: Some(3) },
+            },
+            BatchItem {
+                command_id: Uuid::new_v4(),
+                line: 1_000_001,
+                upsert: true,
+                user: CreateUser { email: "raw".into(), name: String::new(), age: None },
+            },
+        ]),
     ] {
         let envelope = command(c);
         assert_eq!(round_trip(&envelope), envelope);
@@ -124,11 +117,7 @@ fn every_event_variant_round_trips() {
     for e in [
         Event::Created(user(None)),
         Event::Updated(ada.clone()),
-        Event::Deleted {
-            user_id: ada.id,
-            email: ada.email.clone(),
-            version: 4,
-        },
+        Event::Deleted { user_id: ada.id, email: ada.email.clone(), version: 4 },
     ] {
         let envelope = event(e);
         assert_eq!(round_trip(&envelope), envelope);
@@ -138,28 +127,10 @@ fn every_event_variant_round_trips() {
 #[test]
 fn every_reply_variant_round_trips() {
     let ada = user(Some(150));
-    let accepted = |user: Option<User>, event| {
-        Outcome::Accepted(Accepted {
-            user_id: ada.id,
-            user,
-            event,
-        })
-    };
+    let accepted = |user: Option<User>, event| Outcome::Accepted(Accepted { user_id: ada.id, user, event });
     for outcome in [
-        accepted(
-            Some(ada.clone()),
-            Some(EventPosition {
-                partition: 5,
-                offset: 1 << 40,
-            }),
-        ),
-        accepted(
-            None,
-            Some(EventPosition {
-                partition: 0,
-                offset: 0,
-            }),
-        ),
+        accepted(Some(ada.clone()), Some(EventPosition { partition: 5, offset: 1 << 40 })),
+        accepted(None, Some(EventPosition { partition: 0, offset: 0 })),
         accepted(Some(ada.clone()), None),
         Outcome::Rejected(Rejection::invalid(vec![
             FieldError::new("email", "invalid", "bad"),
@@ -167,14 +138,51 @@ fn every_reply_variant_round_trips() {
         ])),
     ]
     .into_iter()
-    .chain(
-        RejectionReason::ALL
-            .into_iter()
-            .map(|reason| Outcome::Rejected(Rejection::new(reason, "why"))),
-    ) {
+    .chain(RejectionReason::ALL.into_iter().map(|reason| Outcome::Rejected(Rejection::new(reason, "why"))))
+    .chain([Outcome::Batch(vec![
+        ItemOutcome { command_id: Uuid::new_v4(), line: 2, result: Ok(ada.id) },
+        ItemOutcome {
+            command_id: Uuid::new_v4(),
+            line: 3,
+            result: Err(Rejection::invalid(vec![FieldError::new("name", "required", "name is required")])),
+        },
+        ItemOutcome {
+            command_id: Uuid::new_v4(),
+            line: 4,
+            result: Err(Rejection::new(RejectionReason::EmailTaken, "taken")),
+        },
+    ])]) {
         let envelope = reply(outcome);
         assert_eq!(round_trip(&envelope), envelope);
     }
+}
+
+#[test]
+fn import_requests_and_statuses_round_trip() {
+    let request = ImportRequest {
+        import_id: Uuid::now_v7(),
+        blob: "imports/x.csv".into(),
+        file_name: Some("people.csv".into()),
+        size_bytes: 1 << 33,
+        mode: ImportMode::Upsert,
+        requested_at: Timestamp::from_millis(7),
+    };
+    assert_eq!(round_trip(&request), request);
+    let queued = ImportStatus::queued(&request);
+    assert_eq!(round_trip(&queued), queued);
+    let finished = ImportStatus {
+        state: ImportState::Failed,
+        rows_read: 10,
+        accepted: 8,
+        rejected: 2,
+        started_at: Some(Timestamp::from_millis(8)),
+        finished_at: Some(Timestamp::from_millis(9)),
+        error: Some("missing column email".into()),
+        warnings: vec!["unknown column 'phone' ignored".into()],
+        errors_blob: Some("imports/x.errors.csv".into()),
+        ..queued
+    };
+    assert_eq!(round_trip(&finished), finished);
 }
 
 #[test]
@@ -213,10 +221,7 @@ fn a_reply_written_before_event_positions_existed_still_decodes() {
         r#"{"name": "legacy", "type": "string", "default": ""}"#,
     ))
     .expect("older schema");
-    assert_ne!(
-        serde_json::to_string(&old).unwrap(),
-        serde_json::to_string(&*REPLY_SCHEMA).unwrap()
-    );
+    assert_ne!(serde_json::to_string(&old).unwrap(), serde_json::to_string(&*REPLY_SCHEMA).unwrap());
     let id = Uuid::new_v4();
     let written = Value::Record(vec![
         ("command_id".into(), Value::Uuid(id)),
@@ -237,25 +242,14 @@ fn a_reply_written_before_event_positions_existed_still_decodes() {
     let bytes = to_avro_datum(&old, written).expect("old writer encodes");
     let decoded = from_avro_datum(&old, &mut bytes.as_slice(), None).expect("decodes with the writer schema");
     let reply = Reply::from_avro(decoded).expect("maps with our schema");
-    assert!(matches!(
-        reply.outcome,
-        Outcome::Accepted(Accepted {
-            event: None,
-            user: None,
-            ..
-        })
-    ));
+    assert!(matches!(reply.outcome, Outcome::Accepted(Accepted { event: None, user: None, .. })));
 }
 
 #[test]
 fn a_record_of_another_shape_is_refused_not_panicked_on() {
     assert!(CommandEnvelope::from_avro(Value::String("garbage".into())).is_err());
     assert!(EventEnvelope::from_avro(Value::Record(vec![])).is_err());
-    let wrong = command(Command::Delete(DeleteUser {
-        user_id: Uuid::nil(),
-        expected_version: None,
-    }))
-    .to_avro();
+    let wrong = command(Command::Delete(DeleteUser { user_id: Uuid::nil(), expected_version: None })).to_avro();
     assert!(EventEnvelope::from_avro(wrong).is_err());
 }
 

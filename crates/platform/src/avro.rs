@@ -19,11 +19,7 @@ use crate::kafka::{HandleError, Incoming};
 #[derive(Debug, Clone, Args)]
 pub struct RegistryConfig {
     /// Base URL of a Confluent-compatible Schema Registry.
-    #[arg(
-        long = "schema-registry-url",
-        env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
+    #[arg(long = "schema-registry-url", env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
     pub url: String,
 }
 
@@ -56,9 +52,7 @@ pub struct AvroCodec {
 
 impl std::fmt::Debug for AvroCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AvroCodec")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("AvroCodec").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
@@ -81,15 +75,9 @@ impl AvroCodec {
     pub async fn check(&self, timeout: Duration) -> Result<(), CodecError> {
         let unavailable =
             |e: String| CodecError::Unavailable(format!("cannot reach the schema registry at {}: {e}", self.url));
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| unavailable(e.to_string()))?;
-        let response = client
-            .get(format!("{}/subjects", self.url))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| unavailable(e.to_string()))?;
+        let response =
+            client.get(format!("{}/subjects", self.url)).send().await.map_err(|e| unavailable(e.to_string()))?;
         if !response.status().is_success() {
             return Err(unavailable(format!("GET /subjects answered {}", response.status())));
         }
@@ -101,20 +89,13 @@ impl AvroCodec {
     pub async fn prepare(&self, topic: &str, schema: &'static str) -> Result<(), CodecError> {
         let strategy = self.strategy(topic, schema);
         let subject = strategy.get_subject().map_err(|e| CodecError::Invalid(e.to_string()))?;
-        self.encoder
-            .get_schema_and_id(&subject, (*strategy).clone())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.classify(e))
+        self.encoder.get_schema_and_id(&subject, (*strategy).clone()).await.map(|_| ()).map_err(|e| self.classify(e))
     }
 
     /// Encodes `value` with `schema` (registered under `<topic>-value` on first use).
     pub async fn encode(&self, topic: &str, schema: &'static str, value: Value) -> Result<Vec<u8>, CodecError> {
         let strategy = self.strategy(topic, schema);
-        self.encoder
-            .encode_value(value, &strategy)
-            .await
-            .map_err(|e| self.classify(e))
+        self.encoder.encode_value(value, &strategy).await.map_err(|e| self.classify(e))
     }
 
     /// Decodes a record in Confluent's wire format with the schema its id names.
@@ -123,27 +104,17 @@ impl AvroCodec {
             return Err(CodecError::Invalid("the record has no value".into()));
         };
         if bytes.len() < 5 || bytes[0] != 0 {
-            return Err(CodecError::Invalid(
-                "not in Confluent's Avro wire format (magic byte 0, schema id)".into(),
-            ));
+            return Err(CodecError::Invalid("not in Confluent's Avro wire format (magic byte 0, schema id)".into()));
         }
-        self.decoder
-            .decode(Some(bytes))
-            .await
-            .map(|decoded| decoded.value)
-            .map_err(|e| self.classify(e))
+        self.decoder.decode(Some(bytes)).await.map(|decoded| decoded.value).map_err(|e| self.classify(e))
     }
 
     /// Decodes a consumed message for a handler: a registry outage is worth a retry, a record
     /// that cannot be decoded is a permanent failure.
     pub async fn decode_message(&self, message: &Incoming) -> Result<Value, HandleError> {
-        self.decode(message.payload.as_deref()).await.map_err(|e| {
-            if e.is_retryable() {
-                HandleError::retryable(e)
-            } else {
-                HandleError::permanent(e)
-            }
-        })
+        self.decode(message.payload.as_deref())
+            .await
+            .map_err(|e| if e.is_retryable() { HandleError::retryable(e) } else { HandleError::permanent(e) })
     }
 
     fn strategy(&self, topic: &str, schema: &'static str) -> Arc<SubjectNameStrategy> {
@@ -151,11 +122,7 @@ impl AvroCodec {
             return Arc::clone(&strategy);
         }
         let supplied = SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned());
-        let strategy = Arc::new(SubjectNameStrategy::TopicNameStrategyWithSchema(
-            topic.to_owned(),
-            false,
-            supplied,
-        ));
+        let strategy = Arc::new(SubjectNameStrategy::TopicNameStrategyWithSchema(topic.to_owned(), false, supplied));
         self.strategies.insert(topic.to_owned(), Arc::clone(&strategy));
         strategy
     }

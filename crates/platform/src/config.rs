@@ -12,27 +12,15 @@ use clap::{Args, ValueEnum};
 #[derive(Debug, Clone, Args)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list of Kafka brokers.
-    #[arg(
-        long = "kafka-bootstrap-servers",
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
+    #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
     pub bootstrap_servers: String,
 
     /// How long startup waits for the brokers to answer before giving up.
-    #[arg(
-        long = "kafka-startup-timeout-ms",
-        env = "KAFKA_STARTUP_TIMEOUT_MS",
-        default_value_t = 15_000
-    )]
+    #[arg(long = "kafka-startup-timeout-ms", env = "KAFKA_STARTUP_TIMEOUT_MS", default_value_t = 15_000)]
     pub startup_timeout_ms: u64,
 
     /// Upper bound for a produced message to be acknowledged (retries included).
-    #[arg(
-        long = "kafka-message-timeout-ms",
-        env = "KAFKA_MESSAGE_TIMEOUT_MS",
-        default_value_t = 30_000
-    )]
+    #[arg(long = "kafka-message-timeout-ms", env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 30_000)]
     pub message_timeout_ms: u64,
 
     /// Producer batching delay: a little latency buys much larger batches.
@@ -40,19 +28,11 @@ pub struct KafkaConfig {
     pub linger_ms: u64,
 
     /// Consumer session timeout: a crashed consumer's partitions move after this long.
-    #[arg(
-        long = "kafka-session-timeout-ms",
-        env = "KAFKA_SESSION_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
 
     /// How often stored consumer offsets are committed in the background.
-    #[arg(
-        long = "kafka-auto-commit-interval-ms",
-        env = "KAFKA_AUTO_COMMIT_INTERVAL_MS",
-        default_value_t = 1_000
-    )]
+    #[arg(long = "kafka-auto-commit-interval-ms", env = "KAFKA_AUTO_COMMIT_INTERVAL_MS", default_value_t = 1_000)]
     pub auto_commit_interval_ms: u64,
 }
 

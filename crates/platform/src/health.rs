@@ -38,10 +38,7 @@ struct Report {
 
 impl Health {
     pub fn new(service: &'static str) -> Self {
-        Self {
-            service,
-            checks: Arc::default(),
-        }
+        Self { service, checks: Arc::default() }
     }
 
     pub fn service(&self) -> &'static str {
@@ -75,14 +72,7 @@ impl Health {
         let checks = self.lock().clone();
         let ready = checks.values().all(|c| c.ready);
         let status = if ready { "ready" } else { "not_ready" };
-        (
-            ready,
-            Report {
-                service: self.service,
-                status,
-                checks,
-            },
-        )
+        (ready, Report { service: self.service, status, checks })
     }
 }
 
@@ -101,26 +91,17 @@ async fn live(State(health): State<Health>) -> impl IntoResponse {
 
 async fn ready(State(health): State<Health>) -> impl IntoResponse {
     let (ready, report) = health.report();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(report))
 }
 
 async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::prometheus().render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Shared plumbing for every service of the user-management system, written once:
 //!
 //! - [`avro`]: Avro in Confluent's wire format through the Schema Registry;
+//! - [`blobs`]: the shared directory for uploads and exports (claim checks);
 //! - [`config`]: the Kafka and telemetry sections of each service's environment configuration;
 //! - [`kafka`]: the idempotent [`kafka::Producer`], the at-least-once [`kafka::Consumer`] with its
 //!   dead-letter topic, the startup connection check, and topic provisioning ([`kafka::topics`]);
@@ -11,6 +12,7 @@
 //! - `testing` (feature): helpers for integration tests against the real broker.
 
 pub mod avro;
+pub mod blobs;
 pub mod config;
 pub mod health;
 pub mod kafka;

@@ -92,22 +92,12 @@ impl ServiceBase {
         tracing::info!(bootstrap = %kafka_config.bootstrap_servers, brokers = cluster.brokers, "connected to Kafka");
         topics::ensure_and_log(kafka_config, &topics_config.catalog()).await?;
         let producer = Producer::new(kafka_config, name)?;
-        health.ready(
-            "kafka",
-            format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers),
-        );
+        health.ready("kafka", format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers));
         let codec = AvroCodec::new(registry_config);
         codec.check(kafka_config.startup_timeout()).await?;
         tracing::info!(url = %codec.url(), "connected to the schema registry");
         tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
-        Ok(Self {
-            name,
-            health,
-            producer,
-            codec,
-            admin,
-            admin_addr,
-        })
+        Ok(Self { name, health, producer, codec, admin, admin_addr })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -117,9 +107,7 @@ impl ServiceBase {
     /// Serves `/health`, `/ready` and `/metrics` until shutdown, then flushes the producer.
     /// Call it last: it consumes the base.
     pub async fn serve_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        health::serve(self.admin, health::router(self.health), shutdown)
-            .await
-            .context("admin server failed")?;
+        health::serve(self.admin, health::router(self.health), shutdown).await.context("admin server failed")?;
         self.producer
             .flush(std::time::Duration::from_secs(30))
             .await

@@ -42,9 +42,7 @@ impl Shutdown {
     /// A child that is cancelled with this one but can also be cancelled on its own
     /// (one component stopping without stopping the process, in tests).
     pub fn child(&self) -> Self {
-        Self {
-            token: self.token.child_token(),
-        }
+        Self { token: self.token.child_token() }
     }
 }
 

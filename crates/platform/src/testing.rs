@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, Command};
 
 use crate::config::KafkaConfig;
 
@@ -26,10 +28,7 @@ pub async fn kafka() -> KafkaConfig {
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// `prefix` plus a random suffix: fresh topics and groups for every test.
@@ -48,20 +47,19 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// A service binary started as a child process, its stdout (the logs) read line by line.
+/// A service binary started as a child process. Its stdout (the logs) is drained continuously
+/// into memory, so a chatty child never blocks on a full pipe.
 #[derive(Debug)]
 pub struct Binary {
     child: Child,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
-    seen: Vec<String>,
+    logs: Arc<Mutex<Vec<String>>>,
+    /// How many lines `wait_for_log` has looked at.
+    cursor: usize,
 }
 
 /// How a binary ended.
@@ -81,32 +79,43 @@ impl Binary {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {path}: {e}"));
-        let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-        Self {
-            child,
-            stdout,
-            seen: Vec::new(),
-        }
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+            }
+        });
+        Self { child, logs, cursor: 0 }
     }
 
-    /// Reads logs until a line contains `needle`; returns that line.
+    /// Waits until a log line (after those already matched) contains `needle`; returns it.
     pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let logs = Arc::clone(&self.logs);
+        let start = self.cursor;
         let found = tokio::time::timeout(timeout, async {
-            while let Ok(Some(line)) = self.stdout.next_line().await {
-                self.seen.push(line.clone());
-                if line.contains(needle) {
-                    return Some(line);
+            loop {
+                let hit = {
+                    let lines = logs.lock().unwrap_or_else(PoisonError::into_inner);
+                    lines.iter().enumerate().skip(start).find(|(_, l)| l.contains(needle)).map(|(i, l)| (i, l.clone()))
+                };
+                if let Some(hit) = hit {
+                    return hit;
                 }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            None
         })
         .await;
         match found {
-            Ok(Some(line)) => line,
-            _ => panic!(
-                "no log line containing {needle:?} within {timeout:?}; logs so far:\n{}",
-                self.seen.join("\n")
-            ),
+            Ok((index, line)) => {
+                self.cursor = index + 1;
+                line
+            }
+            Err(_) => {
+                let lines = self.logs.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
+                panic!("no log line containing {needle:?} within {timeout:?}; logs so far:\n{lines}")
+            }
         }
     }
 
@@ -116,8 +125,7 @@ impl Binary {
         let line = self.wait_for_log(&marker, Duration::from_secs(60)).await;
         let rest = &line[line.find(&marker).expect("contains marker") + marker.len()..];
         let addr = rest.split_whitespace().next().unwrap_or_default();
-        addr.parse()
-            .unwrap_or_else(|e| panic!("bad address {addr:?} in {line:?}: {e}"))
+        addr.parse().unwrap_or_else(|e| panic!("bad address {addr:?} in {line:?}: {e}"))
     }
 
     /// Sends SIGTERM, as an orchestrator stopping the service would.
@@ -132,10 +140,7 @@ impl Binary {
 
     fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
+        let status = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill runs");
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
@@ -156,11 +161,7 @@ impl Binary {
 
 /// GETs `url` and returns the status code.
 pub async fn get_status(url: &str) -> u16 {
-    reqwest::get(url)
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-        .status()
-        .as_u16()
+    reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}")).status().as_u16()
 }
 
 /// The lifecycle every service binary must honour, as tests: it starts against the local broker,

@@ -8,11 +8,7 @@ use platform::{KafkaConfig, TelemetryConfig};
 use crate::schema::Level;
 
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "schema-registry",
-    version,
-    about = "A Confluent-compatible Avro Schema Registry backed by Kafka"
-)]
+#[command(name = "schema-registry", version, about = "A Confluent-compatible Avro Schema Registry backed by Kafka")]
 pub struct Config {
     /// Where the REST API (and /health, /ready, /metrics) is served.
     #[arg(long, env = "SCHEMA_REGISTRY_HTTP_ADDR", default_value = "127.0.0.1:8081")]

@@ -93,10 +93,7 @@ impl IntoResponse for RegistryError {
         if let Self::Store(source) = &self {
             tracing::error!(error = %source, "schema store write failed");
         }
-        let body = Body {
-            error_code,
-            message: self.to_string(),
-        };
+        let body = Body { error_code, message: self.to_string() };
         (status, [(header::CONTENT_TYPE, crate::http::CONTENT_TYPE)], Json(body)).into_response()
     }
 }

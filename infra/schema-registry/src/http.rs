@@ -37,32 +37,15 @@ pub(crate) fn router(registry: Arc<Registry>) -> Router {
         .route("/subjects", get(subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route("/subjects/{subject}/versions", get(versions).post(register))
-        .route(
-            "/subjects/{subject}/versions/{version}",
-            get(version).delete(delete_version),
-        )
+        .route("/subjects/{subject}/versions/{version}", get(version).delete(delete_version))
         .route("/subjects/{subject}/versions/{version}/schema", get(raw_version))
-        .route(
-            "/subjects/{subject}/versions/{version}/referencedby",
-            get(referenced_by),
-        )
+        .route("/subjects/{subject}/versions/{version}/referencedby", get(referenced_by))
         .route("/compatibility/subjects/{subject}/versions", post(compatibility))
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(compatibility_with_version),
-        )
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility_with_version))
         .route("/config", get(global_config).put(set_global_config))
-        .route(
-            "/config/{subject}",
-            get(subject_config)
-                .put(set_subject_config)
-                .delete(delete_subject_config),
-        )
+        .route("/config/{subject}", get(subject_config).put(set_subject_config).delete(delete_subject_config))
         .route("/mode", get(|| async { reply(json!({ "mode": "READWRITE" })) }))
-        .route(
-            "/mode/{subject}",
-            get(|| async { reply(json!({ "mode": "READWRITE" })) }),
-        )
+        .route("/mode/{subject}", get(|| async { reply(json!({ "mode": "READWRITE" })) }))
         .fallback(|| async { RegistryError::RouteNotFound })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
         .with_state(registry)
@@ -122,31 +105,22 @@ async fn raw_schema_by_id(State(registry): Shared, Path(id): Path<String>) -> Re
 }
 
 async fn subjects_by_id(State(registry): Shared, Path(id): Path<String>, Query(params): Params) -> Reply {
-    let mut subjects: Vec<String> = registry
-        .usages(parse_id(&id)?, flag(&params, "deleted"))?
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
+    let mut subjects: Vec<String> =
+        registry.usages(parse_id(&id)?, flag(&params, "deleted"))?.into_iter().map(|(s, _)| s).collect();
     subjects.dedup();
     Ok(reply(json!(subjects)))
 }
 
 async fn versions_by_id(State(registry): Shared, Path(id): Path<String>, Query(params): Params) -> Reply {
     let usages = registry.usages(parse_id(&id)?, flag(&params, "deleted"))?;
-    let body: Vec<Value> = usages
-        .into_iter()
-        .map(|(s, v)| json!({ "subject": s, "version": v }))
-        .collect();
+    let body: Vec<Value> = usages.into_iter().map(|(s, v)| json!({ "subject": s, "version": v })).collect();
     Ok(reply(json!(body)))
 }
 
 async fn subjects(State(registry): Shared, Query(params): Params) -> Reply {
     let prefix = params.get("subjectPrefix").map(String::as_str).unwrap_or_default();
-    let subjects: Vec<String> = registry
-        .subjects(flag(&params, "deleted"))
-        .into_iter()
-        .filter(|s| s.starts_with(prefix))
-        .collect();
+    let subjects: Vec<String> =
+        registry.subjects(flag(&params, "deleted")).into_iter().filter(|s| s.starts_with(prefix)).collect();
     Ok(reply(json!(subjects)))
 }
 
@@ -166,9 +140,7 @@ async fn lookup(
     Body(request): Body<SchemaRequest>,
 ) -> Reply {
     let found = registry.lookup(&subject, &request, flag(&params, "deleted"))?;
-    Ok(reply(
-        json!({ "subject": found.subject, "version": found.version, "id": found.id, "schema": found.schema }),
-    ))
+    Ok(reply(json!({ "subject": found.subject, "version": found.version, "id": found.id, "schema": found.schema })))
 }
 
 async fn version(
@@ -193,21 +165,15 @@ async fn raw_version(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> Reply {
-    raw(&registry
-        .version(&subject, VersionSpec::parse(&version)?, flag(&params, "deleted"))?
-        .schema)
+    raw(&registry.version(&subject, VersionSpec::parse(&version)?, flag(&params, "deleted"))?.schema)
 }
 
 async fn referenced_by(State(registry): Shared, Path((subject, version)): Path<(String, String)>) -> Reply {
-    Ok(reply(json!(
-        registry.referenced_by(&subject, VersionSpec::parse(&version)?)?
-    )))
+    Ok(reply(json!(registry.referenced_by(&subject, VersionSpec::parse(&version)?)?)))
 }
 
 async fn delete_subject(State(registry): Shared, Path(subject): Path<String>, Query(params): Params) -> Reply {
-    Ok(reply(json!(
-        registry.delete_subject(&subject, flag(&params, "permanent")).await?
-    )))
+    Ok(reply(json!(registry.delete_subject(&subject, flag(&params, "permanent")).await?)))
 }
 
 async fn delete_version(
@@ -216,11 +182,7 @@ async fn delete_version(
     Query(params): Params,
 ) -> Reply {
     let spec = VersionSpec::parse(&version)?;
-    Ok(reply(json!(
-        registry
-            .delete_version(&subject, spec, flag(&params, "permanent"))
-            .await?
-    )))
+    Ok(reply(json!(registry.delete_version(&subject, spec, flag(&params, "permanent")).await?)))
 }
 
 async fn compatibility(
@@ -257,10 +219,7 @@ struct LevelRequest {
 
 impl LevelRequest {
     fn level(&self) -> Result<Level, RegistryError> {
-        self.compatibility
-            .as_deref()
-            .and_then(|l| l.parse().ok())
-            .ok_or(RegistryError::InvalidCompatibilityLevel)
+        self.compatibility.as_deref().and_then(|l| l.parse().ok()).ok_or(RegistryError::InvalidCompatibilityLevel)
     }
 }
 
@@ -290,7 +249,5 @@ async fn set_subject_config(
 }
 
 async fn delete_subject_config(State(registry): Shared, Path(subject): Path<String>) -> Reply {
-    Ok(reply(
-        json!({ "compatibilityLevel": registry.delete_subject_level(&subject).await? }),
-    ))
+    Ok(reply(json!({ "compatibilityLevel": registry.delete_subject_level(&subject).await? })))
 }

@@ -60,23 +60,14 @@ impl Application {
             .compacted();
         topics::ensure_and_log(&config.kafka, &[spec]).await?;
         let producer = Producer::new(&config.kafka, "schema-registry")?;
-        let registry = Registry::load(
-            &config.kafka,
-            &config.kafkastore_topic,
-            producer.clone(),
-            config.compatibility_level,
-        )
-        .await
-        .with_context(|| format!("cannot load schemas from topic {}", config.kafkastore_topic))?;
+        let registry =
+            Registry::load(&config.kafka, &config.kafkastore_topic, producer.clone(), config.compatibility_level)
+                .await
+                .with_context(|| format!("cannot load schemas from topic {}", config.kafkastore_topic))?;
         let health = Health::new("schema-registry");
         health.ready("store", format!("topic {} loaded", config.kafkastore_topic));
         tracing::info!("schema registry listening on http://{}", listener.local_addr()?);
-        Ok(Self {
-            listener,
-            registry: Arc::new(registry),
-            producer,
-            health,
-        })
+        Ok(Self { listener, registry: Arc::new(registry), producer, health })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -85,12 +76,8 @@ impl Application {
 
     /// Serves until shutdown, then flushes the producer.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = http::router(self.registry)
-            .merge(health::router(self.health))
-            .layer(TraceLayer::new_for_http());
-        health::serve(self.listener, router, shutdown)
-            .await
-            .context("HTTP server failed")?;
+        let router = http::router(self.registry).merge(health::router(self.health)).layer(TraceLayer::new_for_http());
+        health::serve(self.listener, router, shutdown).await.context("HTTP server failed")?;
         self.producer.flush(std::time::Duration::from_secs(30)).await?;
         Ok(())
     }

@@ -17,18 +17,11 @@ pub(crate) enum Key {
 
 impl Key {
     pub(crate) fn schema(subject: &str, version: u32) -> Self {
-        Self::Schema {
-            subject: subject.to_owned(),
-            version,
-            magic: 1,
-        }
+        Self::Schema { subject: subject.to_owned(), version, magic: 1 }
     }
 
     pub(crate) fn config(subject: Option<&str>) -> Self {
-        Self::Config {
-            subject: subject.map(str::to_owned),
-            magic: 0,
-        }
+        Self::Config { subject: subject.map(str::to_owned), magic: 0 }
     }
 
     /// Parses a key; `Ok(None)` for key types this registry does not use (Confluent's NOOP,
@@ -113,10 +106,7 @@ mod tests {
     #[test]
     fn keys_are_written_as_confluent_writes_them() {
         let key = serde_json::to_string(&Key::schema("users-value", 3)).unwrap();
-        assert_eq!(
-            key,
-            r#"{"keytype":"SCHEMA","subject":"users-value","version":3,"magic":1}"#
-        );
+        assert_eq!(key, r#"{"keytype":"SCHEMA","subject":"users-value","version":3,"magic":1}"#);
         let global = serde_json::to_string(&Key::config(None)).unwrap();
         assert_eq!(global, r#"{"keytype":"CONFIG","subject":null,"magic":0}"#);
     }
@@ -125,9 +115,7 @@ mod tests {
     fn a_confluent_schema_record_decodes() {
         let key = br#"{"keytype":"SCHEMA","subject":"t-value","version":1,"magic":1}"#;
         let value = br#"{"subject":"t-value","version":1,"id":7,"schema":"\"string\"","deleted":false}"#;
-        let Some(Change::Schema(_, Some(v))) = Change::decode(key, Some(value)).unwrap() else {
-            panic!()
-        };
+        let Some(Change::Schema(_, Some(v))) = Change::decode(key, Some(value)).unwrap() else { panic!() };
         assert_eq!((v.id, v.schema.as_str(), v.deleted), (7, "\"string\"", false));
     }
 
@@ -135,10 +123,7 @@ mod tests {
     fn unknown_key_types_are_skipped_and_tombstones_kept() {
         assert_eq!(Change::decode(br#"{"keytype":"NOOP","magic":0}"#, None).unwrap(), None);
         let key = br#"{"keytype":"CONFIG","subject":"s","magic":0}"#;
-        assert!(matches!(
-            Change::decode(key, None).unwrap(),
-            Some(Change::Config(_, None))
-        ));
+        assert!(matches!(Change::decode(key, None).unwrap(), Some(Change::Config(_, None))));
     }
 
     #[test]
@@ -150,11 +135,7 @@ mod tests {
                 version: 2,
                 id: 9,
                 schema_type: None,
-                references: vec![Reference {
-                    name: "a.B".into(),
-                    subject: "b".into(),
-                    version: 1,
-                }],
+                references: vec![Reference { name: "a.B".into(), subject: "b".into(), version: 1 }],
                 schema: "{}".into(),
                 deleted: true,
             }),

@@ -92,21 +92,16 @@ impl Registry {
         let change = {
             let state = self.read();
             let live = state.versions(subject, false).unwrap_or_default();
-            if let Some(existing) = live
-                .iter()
-                .find(|v| v.schema == parsed.canonical && v.references == request.references)
+            if let Some(existing) =
+                live.iter().find(|v| v.schema == parsed.canonical && v.references == request.references)
             {
                 return Ok(existing.id);
             }
             let level = self.level_of(&state, subject);
             let existing = self.parse_versions(&state, &live)?;
-            schema::check(level, &parsed.schema, &existing).map_err(|details| RegistryError::Incompatible {
-                subject: subject.to_owned(),
-                details,
-            })?;
-            let id = state
-                .id_of(&parsed.canonical, &request.references)
-                .unwrap_or_else(|| state.next_id());
+            schema::check(level, &parsed.schema, &existing)
+                .map_err(|details| RegistryError::Incompatible { subject: subject.to_owned(), details })?;
+            let id = state.id_of(&parsed.canonical, &request.references).unwrap_or_else(|| state.next_id());
             let version = state.next_version(subject);
             Change::Schema(
                 Key::schema(subject, version),
@@ -121,9 +116,7 @@ impl Registry {
                 }),
             )
         };
-        let Change::Schema(_, Some(value)) = &change else {
-            unreachable!("built above")
-        };
+        let Change::Schema(_, Some(value)) = &change else { unreachable!("built above") };
         let (id, version) = (value.id, value.version);
         self.commit(vec![change]).await?;
         tracing::info!(%subject, version, id, "schema registered");
@@ -148,10 +141,7 @@ impl Registry {
     }
 
     pub(crate) fn schema_by_id(&self, id: u32) -> Result<StoredSchema, RegistryError> {
-        self.read()
-            .schema(id)
-            .cloned()
-            .ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))
+        self.read().schema(id).cloned().ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))
     }
 
     /// (subject, version) pairs using schema `id`.
@@ -165,12 +155,7 @@ impl Registry {
     }
 
     pub(crate) fn versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<u32>, RegistryError> {
-        Ok(self
-            .read()
-            .versions(subject, include_deleted)?
-            .into_iter()
-            .map(|v| v.version)
-            .collect())
+        Ok(self.read().versions(subject, include_deleted)?.into_iter().map(|v| v.version).collect())
     }
 
     pub(crate) fn version(
@@ -204,9 +189,7 @@ impl Registry {
             Some(spec) => vec![state.version(subject, spec, false)?],
         };
         let existing = self.parse_versions(&state, &against)?;
-        Ok(schema::check(level, &parsed.schema, &existing)
-            .err()
-            .unwrap_or_default())
+        Ok(schema::check(level, &parsed.schema, &existing).err().unwrap_or_default())
     }
 
     // ---- deletes -----------------------------------------------------------------------------
@@ -226,10 +209,8 @@ impl Registry {
                 (true, false) => return Err(RegistryError::SubjectNotSoftDeleted(subject.to_owned())),
                 (false, false) => live.iter().map(|v| soft_deleted(v)).collect::<Vec<_>>(),
                 (true, true) => {
-                    let mut changes: Vec<Change> = all
-                        .iter()
-                        .map(|v| Change::Schema(Key::schema(subject, v.version), None))
-                        .collect();
+                    let mut changes: Vec<Change> =
+                        all.iter().map(|v| Change::Schema(Key::schema(subject, v.version), None)).collect();
                     if state.subject_level(subject).is_some() {
                         changes.push(Change::Config(Key::config(Some(subject)), None));
                     }
@@ -271,9 +252,7 @@ impl Registry {
                 (true, true) => Change::Schema(Key::schema(subject, value.version), None),
             }
         };
-        let Key::Schema { version, .. } = *change.key() else {
-            unreachable!("schema change")
-        };
+        let Key::Schema { version, .. } = *change.key() else { unreachable!("schema change") };
         self.commit(vec![change]).await?;
         Ok(version)
     }
@@ -297,31 +276,21 @@ impl Registry {
     /// Sets the global level (`subject` None) or a subject's.
     pub(crate) async fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), RegistryError> {
         let _writer = self.writer.lock().await;
-        self.commit(vec![Change::Config(
-            Key::config(subject),
-            Some(ConfigValue {
-                compatibility_level: level,
-            }),
-        )])
-        .await
+        self.commit(vec![Change::Config(Key::config(subject), Some(ConfigValue { compatibility_level: level }))]).await
     }
 
     /// Removes a subject's level and returns it.
     pub(crate) async fn delete_subject_level(&self, subject: &str) -> Result<Level, RegistryError> {
         let _writer = self.writer.lock().await;
         let level = self.subject_level(subject, false)?;
-        self.commit(vec![Change::Config(Key::config(Some(subject)), None)])
-            .await?;
+        self.commit(vec![Change::Config(Key::config(Some(subject)), None)]).await?;
         Ok(level)
     }
 
     // ---- helpers -----------------------------------------------------------------------------
 
     fn level_of(&self, state: &State, subject: &str) -> Level {
-        state
-            .subject_level(subject)
-            .or(state.global_level())
-            .unwrap_or(self.default_level)
+        state.subject_level(subject).or(state.global_level()).unwrap_or(self.default_level)
     }
 
     /// Parses a submitted schema, resolving its references from the registry.
@@ -352,13 +321,7 @@ impl Registry {
 }
 
 fn soft_deleted(value: &SchemaValue) -> Change {
-    Change::Schema(
-        Key::schema(&value.subject, value.version),
-        Some(SchemaValue {
-            deleted: true,
-            ..value.clone()
-        }),
-    )
+    Change::Schema(Key::schema(&value.subject, value.version), Some(SchemaValue { deleted: true, ..value.clone() }))
 }
 
 /// The schema texts of `references` and, transitively, of theirs.
@@ -370,14 +333,12 @@ fn resolve_references(state: &State, references: &[Reference]) -> Result<Vec<Str
         if !seen.insert((reference.subject.clone(), reference.version)) {
             continue;
         }
-        let value = state
-            .version(&reference.subject, VersionSpec::Number(reference.version), true)
-            .map_err(|_| {
-                RegistryError::InvalidSchema(format!(
-                    "Invalid schema: reference {} (subject '{}' version {}) not found",
-                    reference.name, reference.subject, reference.version
-                ))
-            })?;
+        let value = state.version(&reference.subject, VersionSpec::Number(reference.version), true).map_err(|_| {
+            RegistryError::InvalidSchema(format!(
+                "Invalid schema: reference {} (subject '{}' version {}) not found",
+                reference.name, reference.subject, reference.version
+            ))
+        })?;
         texts.push(value.schema.clone());
         pending.extend(value.references.iter().cloned());
     }

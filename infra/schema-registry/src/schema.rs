@@ -49,26 +49,17 @@ pub enum Level {
 impl Level {
     /// Whether every earlier version is checked, not only the latest.
     fn transitive(self) -> bool {
-        matches!(
-            self,
-            Self::BackwardTransitive | Self::ForwardTransitive | Self::FullTransitive
-        )
+        matches!(self, Self::BackwardTransitive | Self::ForwardTransitive | Self::FullTransitive)
     }
 
     /// The new schema must read data written with the old one.
     fn backward(self) -> bool {
-        matches!(
-            self,
-            Self::Backward | Self::BackwardTransitive | Self::Full | Self::FullTransitive
-        )
+        matches!(self, Self::Backward | Self::BackwardTransitive | Self::Full | Self::FullTransitive)
     }
 
     /// The old schema must read data written with the new one.
     fn forward(self) -> bool {
-        matches!(
-            self,
-            Self::Forward | Self::ForwardTransitive | Self::Full | Self::FullTransitive
-        )
+        matches!(self, Self::Forward | Self::ForwardTransitive | Self::Full | Self::FullTransitive)
     }
 
     const ALL: [Level; 7] = [
@@ -115,11 +106,8 @@ impl FromStr for Level {
 /// Checks `candidate` against `existing` (oldest first) under `level`; the messages say what
 /// breaks. Non-transitive levels look at the latest version only.
 pub(crate) fn check(level: Level, candidate: &Schema, existing: &[Schema]) -> Result<(), Vec<String>> {
-    let against: &[Schema] = if level.transitive() {
-        existing
-    } else {
-        existing.last().map_or(&[], std::slice::from_ref)
-    };
+    let against: &[Schema] =
+        if level.transitive() { existing } else { existing.last().map_or(&[], std::slice::from_ref) };
     let mut problems = Vec::new();
     for old in against {
         if level.backward()
@@ -130,9 +118,7 @@ pub(crate) fn check(level: Level, candidate: &Schema, existing: &[Schema]) -> Re
         if level.forward()
             && let Err(e) = SchemaCompatibility::can_read(candidate, old)
         {
-            problems.push(format!(
-                "an existing schema cannot read data written with the new one: {e}"
-            ));
+            problems.push(format!("an existing schema cannot read data written with the new one: {e}"));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems) }
@@ -155,31 +141,23 @@ mod tests {
     #[test]
     fn whitespace_and_key_order_do_not_change_the_canonical_text() {
         let a = parse(V1, &[]).unwrap().canonical;
-        let b = parse(
-            r#"{ "fields": [ {"type": "string", "name": "email"} ], "name": "User", "type": "record" }"#,
-            &[],
-        )
-        .unwrap()
-        .canonical;
+        let b =
+            parse(r#"{ "fields": [ {"type": "string", "name": "email"} ], "name": "User", "type": "record" }"#, &[])
+                .unwrap()
+                .canonical;
         assert_eq!(a, b);
     }
 
     #[test]
     fn a_default_is_part_of_the_canonical_text() {
         let with = parse(V2_WITH_DEFAULT, &[]).unwrap().canonical;
-        let without = parse(&V2_WITH_DEFAULT.replace(r#","default":null"#, ""), &[])
-            .unwrap()
-            .canonical;
+        let without = parse(&V2_WITH_DEFAULT.replace(r#","default":null"#, ""), &[]).unwrap().canonical;
         assert_ne!(with, without);
     }
 
     #[test]
     fn invalid_avro_is_refused_with_the_parser_message() {
-        let err = parse(
-            r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#,
-            &[],
-        )
-        .unwrap_err();
+        let err = parse(r#"{"type":"record","name":"X","fields":[{"name":"a","type":"nope"}]}"#, &[]).unwrap_err();
         assert!(err.to_string().starts_with("Invalid schema"), "{err}");
         assert!(parse("not json", &[]).is_err());
     }

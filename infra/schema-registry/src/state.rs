@@ -63,9 +63,7 @@ impl State {
                         };
                         let previous = versions.insert(version, value);
                         self.max_id = self.max_id.max(id);
-                        self.ids
-                            .entry((stored.schema.clone(), stored.references.clone()))
-                            .or_insert(id);
+                        self.ids.entry((stored.schema.clone(), stored.references.clone())).or_insert(id);
                         self.schemas.entry(id).or_insert((stored, 0)).1 += 1;
                         previous
                     }
@@ -146,10 +144,7 @@ impl State {
 
     /// Every version ever written for `subject`, soft-deleted ones included.
     pub(crate) fn all_versions(&self, subject: &str) -> Vec<&SchemaValue> {
-        self.subjects
-            .get(subject)
-            .map(|vs| vs.values().collect())
-            .unwrap_or_default()
+        self.subjects.get(subject).map(|vs| vs.values().collect()).unwrap_or_default()
     }
 
     pub(crate) fn schema(&self, id: u32) -> Option<&StoredSchema> {
@@ -166,10 +161,7 @@ impl State {
 
     /// One past the highest version ever used, so a soft-deleted number is never reused.
     pub(crate) fn next_version(&self, subject: &str) -> u32 {
-        self.subjects
-            .get(subject)
-            .and_then(|vs| vs.keys().next_back())
-            .map_or(1, |v| v + 1)
+        self.subjects.get(subject).and_then(|vs| vs.keys().next_back()).map_or(1, |v| v + 1)
     }
 
     pub(crate) fn global_level(&self) -> Option<Level> {
@@ -195,12 +187,7 @@ impl State {
         let mut ids: Vec<u32> = self
             .schemas
             .iter()
-            .filter(|(_, (stored, _))| {
-                stored
-                    .references
-                    .iter()
-                    .any(|r| r.subject == subject && r.version == version)
-            })
+            .filter(|(_, (stored, _))| stored.references.iter().any(|r| r.subject == subject && r.version == version))
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
@@ -243,16 +230,9 @@ mod tests {
         put(&mut state, "s", 2, 2, "\"long\"", true);
         assert_eq!(state.version("s", VersionSpec::Latest, false).unwrap().version, 1);
         assert_eq!(state.version("s", VersionSpec::Latest, true).unwrap().version, 2);
-        assert!(matches!(
-            state.version("s", VersionSpec::Number(2), false),
-            Err(RegistryError::VersionNotFound(_))
-        ));
+        assert!(matches!(state.version("s", VersionSpec::Number(2), false), Err(RegistryError::VersionNotFound(_))));
         assert_eq!(state.next_version("s"), 3);
-        assert_eq!(
-            state.schema(2).map(|s| s.schema.as_str()),
-            Some("\"long\""),
-            "ids outlive soft deletes"
-        );
+        assert_eq!(state.schema(2).map(|s| s.schema.as_str()), Some("\"long\""), "ids outlive soft deletes");
     }
 
     #[test]
@@ -261,30 +241,17 @@ mod tests {
         put(&mut state, "s", 1, 4, "\"int\"", true);
         state.apply(Change::Schema(Key::schema("s", 1), None));
         assert!(state.schema(4).is_none());
-        assert!(matches!(
-            state.versions("s", true),
-            Err(RegistryError::SubjectNotFound(_))
-        ));
+        assert!(matches!(state.versions("s", true), Err(RegistryError::SubjectNotFound(_))));
         assert_eq!(state.next_id(), 5, "a hard-deleted id is not handed out again");
     }
 
     #[test]
     fn configs_apply_globally_and_per_subject() {
         let mut state = State::default();
-        let full = Some(ConfigValue {
-            compatibility_level: Level::Full,
-        });
+        let full = Some(ConfigValue { compatibility_level: Level::Full });
         state.apply(Change::Config(Key::config(None), full.clone()));
-        state.apply(Change::Config(
-            Key::config(Some("s")),
-            Some(ConfigValue {
-                compatibility_level: Level::None,
-            }),
-        ));
-        assert_eq!(
-            (state.global_level(), state.subject_level("s")),
-            (Some(Level::Full), Some(Level::None))
-        );
+        state.apply(Change::Config(Key::config(Some("s")), Some(ConfigValue { compatibility_level: Level::None })));
+        assert_eq!((state.global_level(), state.subject_level("s")), (Some(Level::Full), Some(Level::None)));
         state.apply(Change::Config(Key::config(Some("s")), None));
         assert_eq!(state.subject_level("s"), None);
     }
@@ -295,10 +262,7 @@ mod tests {
         assert_eq!(VersionSpec::parse("-1").unwrap(), VersionSpec::Latest);
         assert_eq!(VersionSpec::parse("3").unwrap(), VersionSpec::Number(3));
         for bad in ["0", "-2", "x", "2147483648", ""] {
-            assert!(
-                matches!(VersionSpec::parse(bad), Err(RegistryError::InvalidVersion(_))),
-                "{bad}"
-            );
+            assert!(matches!(VersionSpec::parse(bad), Err(RegistryError::InvalidVersion(_))), "{bad}");
         }
     }
 }

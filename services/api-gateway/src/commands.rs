@@ -152,9 +152,7 @@ pub(crate) struct Replies(pub(crate) CommandBus);
 
 impl Handler for Replies {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let for_gateway = message
-            .header(REQUESTER_HEADER)
-            .is_some_and(|r| r.starts_with(REQUESTER_PREFIX.as_bytes()));
+        let for_gateway = message.header(REQUESTER_HEADER).is_some_and(|r| r.starts_with(REQUESTER_PREFIX.as_bytes()));
         if !for_gateway {
             return Ok(());
         }

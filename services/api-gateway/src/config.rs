@@ -4,15 +4,12 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use platform::avro::RegistryConfig;
+use platform::blobs::BlobConfig;
 use platform::kafka::topics::TopicsConfig;
 use platform::{KafkaConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "api-gateway",
-    version,
-    about = "The public HTTP API of the user-management system"
-)]
+#[command(name = "api-gateway", version, about = "The public HTTP API of the user-management system")]
 pub struct Config {
     /// Where the public HTTP API is served.
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8000")]
@@ -38,6 +35,13 @@ pub struct Config {
     /// Largest JSON request body accepted (413 above).
     #[arg(long, env = "GATEWAY_MAX_JSON_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_json_body_bytes: usize,
+
+    /// Largest CSV upload accepted (413 above), streamed to blob storage.
+    #[arg(long, env = "GATEWAY_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
+    pub max_import_bytes: u64,
+
+    #[command(flatten)]
+    pub blobs: BlobConfig,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

@@ -22,6 +22,11 @@ pub enum ApiError {
     EmailTaken { message: String, errors: Vec<FieldError> },
     #[error("{0}")]
     PreconditionFailed(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// An uploaded file that cannot be imported (empty, no header, binary, no rows).
+    #[error("{0}")]
+    UnprocessableFile(String),
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
     #[error("{method} is not allowed here")]
@@ -56,50 +61,37 @@ impl ApiError {
     fn describe(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "urn:problem:bad-request", "Bad Request"),
-            Self::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "urn:problem:unsupported-media-type",
-                "Unsupported Media Type",
-            ),
-            Self::Invalid(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "urn:problem:validation",
-                "Invalid fields",
-            ),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "urn:problem:unsupported-media-type", "Unsupported Media Type")
+            }
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "urn:problem:validation", "Invalid fields"),
             Self::NotFound(_) | Self::RouteNotFound { .. } => {
                 (StatusCode::NOT_FOUND, "urn:problem:not-found", "Not Found")
             }
             Self::EmailTaken { .. } => (StatusCode::CONFLICT, "urn:problem:email-taken", "Email already taken"),
-            Self::PreconditionFailed(_) => (
-                StatusCode::PRECONDITION_FAILED,
-                "urn:problem:version-conflict",
-                "Version conflict",
-            ),
-            Self::MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "urn:problem:method-not-allowed",
-                "Method Not Allowed",
-            ),
-            Self::PayloadTooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "urn:problem:payload-too-large",
-                "Payload Too Large",
-            ),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "urn:problem:unavailable",
-                "Service Unavailable",
-            ),
+            Self::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "urn:problem:version-conflict", "Version conflict")
+            }
+            Self::Conflict(_) => (StatusCode::CONFLICT, "urn:problem:conflict", "Conflict"),
+            Self::UnprocessableFile(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "urn:problem:unimportable-file", "The file cannot be imported")
+            }
+            Self::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "urn:problem:method-not-allowed", "Method Not Allowed")
+            }
+            Self::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "urn:problem:payload-too-large", "Payload Too Large")
+            }
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:unavailable", "Service Unavailable"),
         }
     }
 
     /// user-service's refusal as an HTTP problem.
     pub(crate) fn from_rejection(rejection: Rejection) -> Self {
         match rejection.reason {
-            RejectionReason::EmailTaken => Self::EmailTaken {
-                message: rejection.message,
-                errors: rejection.field_errors,
-            },
+            RejectionReason::EmailTaken => {
+                Self::EmailTaken { message: rejection.message, errors: rejection.field_errors }
+            }
             RejectionReason::NotFound => Self::NotFound(rejection.message),
             RejectionReason::VersionConflict => Self::PreconditionFailed(rejection.message),
             RejectionReason::Invalid => Self::Invalid(rejection.field_errors),
@@ -114,23 +106,12 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "request failed: dependency unavailable");
         }
         let errors: Vec<ProblemField<'_>> = match &self {
-            Self::Invalid(errors) | Self::EmailTaken { errors, .. } => errors
-                .iter()
-                .map(|e| ProblemField {
-                    field: &e.field,
-                    code: &e.code,
-                    message: &e.message,
-                })
-                .collect(),
+            Self::Invalid(errors) | Self::EmailTaken { errors, .. } => {
+                errors.iter().map(|e| ProblemField { field: &e.field, code: &e.code, message: &e.message }).collect()
+            }
             _ => Vec::new(),
         };
-        let problem = Problem {
-            kind,
-            title,
-            status: status.as_u16(),
-            detail: self.to_string(),
-            errors,
-        };
+        let problem = Problem { kind, title, status: status.as_u16(), detail: self.to_string(), errors };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
     }

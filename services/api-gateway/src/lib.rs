@@ -7,7 +7,8 @@
 //! sees it.
 //!
 //! - [`config`]: environment configuration;
-//! - [`http`]: the routes (`/users`, `/commands/{id}`, health);
+//! - [`http`]: the routes (`/users`, `/imports`, `/commands/{id}`, health);
+//! - `imports`: uploads to blob storage, import announcements and the import status view;
 //! - [`error`]: the problem+json error type;
 //! - [`Application`]: startup and the run loop until SIGTERM/Ctrl-C.
 
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+mod imports;
 pub mod projection;
 
 use std::net::SocketAddr;
@@ -22,8 +24,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use domain::avro::schemas;
+use domain::import::ImportBook;
 use domain::view::UserView;
 use platform::Shutdown;
+use platform::blobs::BlobStore;
 use platform::kafka::{StartAt, Tail};
 use platform::service::ServiceBase;
 use tokio::net::TcpListener;
@@ -32,6 +36,7 @@ pub use config::Config;
 
 use commands::{CommandBus, Replies};
 use http::AppState;
+use imports::{ApplyStatus, Imports};
 use projection::ApplyEvents;
 
 /// A started gateway: listeners bound, projection caught up, replies followed.
@@ -48,24 +53,22 @@ impl Application {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
-        let base = ServiceBase::build(
-            "api-gateway",
-            config.admin_addr,
-            &config.kafka,
-            &config.topics,
-            &config.registry,
-        )
-        .await?;
-        base.codec
-            .prepare(&config.topics.user_commands, schemas::USER_COMMAND)
-            .await?;
+        let base =
+            ServiceBase::build("api-gateway", config.admin_addr, &config.kafka, &config.topics, &config.registry)
+                .await?;
+        for (topic, schema) in [
+            (&config.topics.user_commands, schemas::USER_COMMAND),
+            (&config.topics.import_requests, schemas::IMPORT_REQUEST),
+            (&config.topics.import_status, schemas::IMPORT_STATUS),
+        ] {
+            base.codec.prepare(topic, schema).await?;
+        }
+        let blobs = BlobStore::open(&config.blobs)?;
+        tracing::info!(dir = %blobs.root().display(), "blob storage");
 
         base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
-        let handler = ApplyEvents {
-            users: users.clone(),
-            codec: base.codec.clone(),
-        };
+        let handler = ApplyEvents { users: users.clone(), codec: base.codec.clone() };
         let events = Tail::start(&config.kafka, &config.topics.user_events, StartAt::Beginning).await?;
         let projection = events.follow(handler, shutdown.clone()).await?;
         base.health.ready("projection", "caught up with the user events");
@@ -84,18 +87,25 @@ impl Application {
         replies.follow(Replies(bus.clone()), shutdown.clone()).await?;
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
-        tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
-        let state = AppState {
-            users,
-            positions: projection.positions,
-            bus,
+        let book = ImportBook::default();
+        let statuses = Tail::start(&config.kafka, &config.topics.import_status, StartAt::Beginning).await?;
+        let statuses =
+            statuses.follow(ApplyStatus { book: book.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        let imports = Imports {
+            book,
+            positions: statuses.positions,
+            blobs,
+            codec: base.codec.clone(),
+            producer: base.producer.clone(),
+            requests_topic: config.topics.import_requests.clone(),
+            status_topic: config.topics.import_status.clone(),
+            max_bytes: config.max_import_bytes,
+            timeout: Duration::from_millis(config.command_timeout_ms),
         };
-        Ok(Self {
-            base,
-            listener,
-            config,
-            state,
-        })
+
+        tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
+        let state = AppState { users, positions: projection.positions, bus, imports };
+        Ok(Self { base, listener, config, state })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -133,8 +143,5 @@ async fn expire_outcomes(bus: CommandBus, shutdown: Shutdown) {
 
 /// Builds and runs until shutdown (the binary's body).
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config, shutdown.clone())
-        .await?
-        .run_until_stopped(shutdown)
-        .await
+    Application::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
 }

@@ -25,14 +25,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(
-            "export-worker",
-            config.admin_addr,
-            &config.kafka,
-            &config.topics,
-            &config.registry,
-        )
-        .await?;
+        let base =
+            ServiceBase::build("export-worker", config.admin_addr, &config.kafka, &config.topics, &config.registry)
+                .await?;
         Ok(Self { base })
     }
 

@@ -1,51 +1,134 @@
-//! Imports users from uploaded CSV files: parallel parsing and validation, per-row errors, progress.
+//! import-worker: imports users from uploaded CSV files.
 //!
-//! Its role: an import request refers to a file in shared blob storage; valid rows become create
-//! commands (arrives with the import issue). So far it starts, checks Kafka, ensures the topics,
-//! serves its admin endpoints and stops cleanly.
+//! An import request (a claim check on a file in blob storage) arrives on the import requests
+//! topic; the worker reads the file, validates rows in parallel (rayon, off the async runtime),
+//! sends valid rows to user-service as batches of create (or upsert) commands, tallies every
+//! row's outcome from the replies, publishes progress on the import status topic, and writes an
+//! error report (line, field, reason per rejected row) to blob storage. The request's offset is
+//! stored only once the import has finished, so a crashed import resumes by itself.
 //!
 //! - [`config`]: environment configuration;
-//! - [`Application`]: startup (Kafka checked, topics ensured, admin listener bound) and the
-//!   run loop until SIGTERM/Ctrl-C.
+//! - `reader`: parsing and parallel validation of the file;
+//! - `importer`: one import from file to final status;
+//! - `replies`: routing user-service's replies to the running import;
+//! - [`generate`]: realistic test files (`just gen-csv`).
 
 pub mod config;
+pub mod generate;
+mod importer;
+mod reader;
+mod replies;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use domain::avro::{AvroRecord, schemas};
+use domain::import::{ImportBook, ImportRequest, ImportStatus};
 use platform::Shutdown;
+use platform::avro::AvroCodec;
+use platform::blobs::BlobStore;
+use platform::kafka::{Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
 use platform::service::ServiceBase;
 
 pub use config::Config;
 
-/// A started import-worker.
+use importer::{Importer, Limits};
+use replies::{Replies, Router};
+
+/// A started import-worker: status book caught up, replies followed.
 #[derive(Debug)]
 pub struct Application {
     base: ServiceBase,
+    config: Config,
+    importer: Importer,
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(
-            "import-worker",
-            config.admin_addr,
-            &config.kafka,
-            &config.topics,
-            &config.registry,
-        )
-        .await?;
-        Ok(Self { base })
+    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let base =
+            ServiceBase::build("import-worker", config.admin_addr, &config.kafka, &config.topics, &config.registry)
+                .await?;
+        let blobs = BlobStore::open(&config.blobs)?;
+        tracing::info!(dir = %blobs.root().display(), "blob storage");
+        for (topic, schema) in [
+            (&config.topics.user_commands, schemas::USER_COMMAND),
+            (&config.topics.import_status, schemas::IMPORT_STATUS),
+        ] {
+            base.codec.prepare(topic, schema).await?;
+        }
+        let book = ImportBook::default();
+        let statuses = Tail::start(&config.kafka, &config.topics.import_status, StartAt::Beginning).await?;
+        statuses.follow(ApplyStatus { book: book.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        let router = Router::default();
+        let replies = Tail::start(&config.kafka, &config.topics.user_replies, StartAt::End).await?;
+        replies.follow(Replies { router: router.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        let importer = Importer {
+            codec: base.codec.clone(),
+            producer: base.producer.clone(),
+            blobs,
+            book,
+            router,
+            commands_topic: config.topics.user_commands.clone(),
+            status_topic: config.topics.import_status.clone(),
+            limits: Limits {
+                batch_rows: config.batch_rows.max(1),
+                chunk_rows: config.chunk_rows.max(1),
+                max_in_flight_rows: config.max_in_flight_rows.max(config.batch_rows),
+                progress_interval: Duration::from_millis(config.progress_interval_ms.max(50)),
+            },
+        };
+        Ok(Self { base, config, importer })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.base.admin_addr()
     }
 
+    /// Imports requested files one at a time until shutdown.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        self.base.serve_until_stopped(shutdown).await
+        let mut settings = ConsumerSettings::new(
+            &self.config.consumer_group,
+            &[&self.config.topics.import_requests],
+            &self.config.topics.dead_letters,
+        );
+        // An import can take a while; the group must not give its partition away meanwhile.
+        settings.max_poll_interval = Duration::from_secs(3600);
+        let consumer = Consumer::new(&self.config.kafka, settings, self.base.producer.clone())?;
+        let handler = ImportRequests { importer: self.importer, codec: self.base.codec.clone() };
+        let (_, admin) =
+            tokio::join!(consumer.run(&handler, shutdown.clone()), self.base.serve_until_stopped(shutdown));
+        admin
+    }
+}
+
+struct ImportRequests {
+    importer: Importer,
+    codec: AvroCodec,
+}
+
+impl Handler for ImportRequests {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        let request =
+            ImportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        self.importer.run(request).await
+    }
+}
+
+struct ApplyStatus {
+    book: ImportBook,
+    codec: AvroCodec,
+}
+
+impl Handler for ApplyStatus {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        let status =
+            ImportStatus::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        self.book.apply(status);
+        Ok(())
     }
 }
 
 /// Builds and runs until shutdown (the binary's body).
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config).await?.run_until_stopped(shutdown).await
+    Application::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
 }

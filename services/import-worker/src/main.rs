@@ -2,5 +2,8 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    platform::service::main("import-worker", import_worker::run).await
+    platform::service::main("import-worker", |config, shutdown: platform::Shutdown| async move {
+        import_worker::run(config, shutdown).await
+    })
+    .await
 }

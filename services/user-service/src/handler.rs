@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use domain::avro::{AvroRecord, schemas};
-use domain::command::CommandEnvelope;
-use domain::decide::{Decision, decide};
+use domain::command::{Command, CommandEnvelope};
+use domain::decide::{Decision, decide, decide_item};
 use domain::event::EventEnvelope;
-use domain::reply::{Accepted, EventPosition, Outcome, REQUESTER_HEADER, Reply};
+use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
 use futures::future::join_all;
 use platform::Shutdown;
@@ -50,8 +50,15 @@ pub(crate) struct CommandHandler {
 /// A decided command waiting for its writes.
 struct Decided {
     envelope: CommandEnvelope,
-    /// The event to publish, encoded, when the command changed something now.
-    event: Option<(Uuid, Vec<u8>)>,
+    /// The events to publish, encoded, for what changed now (one per batch row that did).
+    events: Vec<PendingEvent>,
+}
+
+struct PendingEvent {
+    /// The command (or batch row) that caused it.
+    command_id: Uuid,
+    user_id: Uuid,
+    bytes: Vec<u8>,
 }
 
 impl CommandHandler {
@@ -63,26 +70,50 @@ impl CommandHandler {
     }
 
     async fn decide_one(&self, envelope: CommandEnvelope) -> Result<Decided, BoxError> {
-        if self.state.outcome(envelope.command_id).is_some() {
-            metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
-            return Ok(Decided { envelope, event: None });
+        let mut events = Vec::new();
+        match &envelope.command {
+            Command::Batch(items) => {
+                for item in items {
+                    let decision = decide_item(item, &self.state.users, Timestamp::now(), Uuid::now_v7());
+                    if let Some(event) = self.apply(item.command_id, envelope.correlation_id, decision).await? {
+                        events.push(event);
+                    }
+                }
+            }
+            command => {
+                let decision = decide(command, &self.state.users, Timestamp::now(), Uuid::now_v7());
+                events.extend(self.apply(envelope.command_id, envelope.correlation_id, decision).await?);
+            }
         }
-        let now = Timestamp::now();
-        match decide(&envelope.command, &self.state.users, now, Uuid::now_v7()) {
+        Ok(Decided { envelope, events })
+    }
+
+    /// Applies the decision for `command_id` (unless it was decided before: a redelivery) and
+    /// returns its event to publish, if any.
+    async fn apply(
+        &self,
+        command_id: Uuid,
+        correlation_id: Uuid,
+        decision: Decision,
+    ) -> Result<Option<PendingEvent>, BoxError> {
+        if self.state.outcome(command_id).is_some() {
+            metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
+            return Ok(None);
+        }
+        match decision {
             Decision::Apply(event) => {
                 let user_id = event.user_id();
                 let record = EventEnvelope {
                     event_id: Uuid::now_v7(),
-                    command_id: envelope.command_id,
-                    correlation_id: envelope.correlation_id,
-                    occurred_at: now,
+                    command_id,
+                    correlation_id,
+                    occurred_at: Timestamp::now(),
                     event,
                 };
                 self.state.users.apply(&record.event);
                 // Provisional until the event's position is known; a duplicate of this command
                 // later in the batch already counts as decided.
-                self.state
-                    .record(envelope.command_id, Recorded::Accepted { user_id, event: None });
+                self.state.record(command_id, Recorded::Accepted { user_id, event: None });
                 // The schema was registered at startup: this encode needs no network.
                 let bytes = self
                     .codec
@@ -90,39 +121,44 @@ impl CommandHandler {
                     .await
                     .map_err(|e| self.fail_stop("encoding an event", &e))?;
                 metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
-                Ok(Decided {
-                    envelope,
-                    event: Some((user_id, bytes)),
-                })
+                Ok(Some(PendingEvent { command_id, user_id, bytes }))
             }
             Decision::Unchanged(user) => {
-                self.state.record(
-                    envelope.command_id,
-                    Recorded::Accepted {
-                        user_id: user.id,
-                        event: None,
-                    },
-                );
+                self.state.record(command_id, Recorded::Accepted { user_id: user.id, event: None });
                 metrics::counter!("user_commands_total", "outcome" => "unchanged").increment(1);
-                Ok(Decided { envelope, event: None })
+                Ok(None)
             }
             Decision::Reject(rejection) => {
                 metrics::counter!("user_commands_total", "outcome" => rejection.reason.as_str()).increment(1);
-                self.state.record(envelope.command_id, Recorded::Rejected(rejection));
-                Ok(Decided { envelope, event: None })
+                self.state.record(command_id, Recorded::Rejected(rejection));
+                Ok(None)
             }
         }
     }
 
     fn reply_for(&self, envelope: &CommandEnvelope) -> Reply {
-        let outcome = match self.state.outcome(envelope.command_id) {
-            Some(Recorded::Accepted { user_id, event }) => Outcome::Accepted(Accepted {
-                user_id,
-                user: self.state.users.get(user_id),
-                event,
-            }),
-            Some(Recorded::Rejected(rejection)) => Outcome::Rejected(rejection),
-            None => unreachable!("every decided command has a recorded outcome"),
+        let outcome = match &envelope.command {
+            Command::Batch(items) => Outcome::Batch(
+                items
+                    .iter()
+                    .map(|item| ItemOutcome {
+                        command_id: item.command_id,
+                        line: item.line,
+                        result: match self.state.outcome(item.command_id) {
+                            Some(Recorded::Accepted { user_id, .. }) => Ok(user_id),
+                            Some(Recorded::Rejected(rejection)) => Err(rejection),
+                            None => unreachable!("every decided row has a recorded outcome"),
+                        },
+                    })
+                    .collect(),
+            ),
+            _ => match self.state.outcome(envelope.command_id) {
+                Some(Recorded::Accepted { user_id, event }) => {
+                    Outcome::Accepted(Accepted { user_id, user: self.state.users.get(user_id), event })
+                }
+                Some(Recorded::Rejected(rejection)) => Outcome::Rejected(rejection),
+                None => unreachable!("every decided command has a recorded outcome"),
+            },
         };
         Reply {
             command_id: envelope.command_id,
@@ -160,21 +196,15 @@ impl BatchHandler for CommandHandler {
         }
 
         // 3. Publish the events and wait for all of them.
-        let sends = decided.iter().filter_map(|d| {
-            let (user_id, bytes) = d.event.as_ref()?;
-            Some(async move {
-                let key = user_id.to_string();
-                let record = Record::new(&self.topics.events, bytes).key(key.as_bytes());
-                (d.envelope.command_id, *user_id, self.producer.send(record).await)
-            })
+        let sends = decided.iter().flat_map(|d| &d.events).map(|event| async move {
+            let key = event.user_id.to_string();
+            let record = Record::new(&self.topics.events, &event.bytes).key(key.as_bytes());
+            (event, self.producer.send(record).await)
         });
-        for (command_id, user_id, delivered) in join_all(sends).await {
+        for (event, delivered) in join_all(sends).await {
             let delivered = delivered.map_err(|e| self.fail_stop("publishing an event", &e))?;
-            let event = Some(EventPosition {
-                partition: delivered.partition,
-                offset: delivered.offset,
-            });
-            self.state.record(command_id, Recorded::Accepted { user_id, event });
+            let position = Some(EventPosition { partition: delivered.partition, offset: delivered.offset });
+            self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: position });
         }
 
         // 4. Reply. A failure here retries the batch: every command is decided by now, so the
@@ -182,10 +212,7 @@ impl BatchHandler for CommandHandler {
         let mut replies = Vec::with_capacity(decided.len());
         for d in &decided {
             let reply = self.reply_for(&d.envelope);
-            let bytes = self
-                .codec
-                .encode(&self.topics.replies, schemas::USER_REPLY, reply.to_avro())
-                .await?;
+            let bytes = self.codec.encode(&self.topics.replies, schemas::USER_REPLY, reply.to_avro()).await?;
             replies.push((reply, bytes));
         }
         let sends = replies.iter().map(|(reply, bytes)| async move {

@@ -40,28 +40,17 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(
-            "user-service",
-            config.admin_addr,
-            &config.kafka,
-            &config.topics,
-            &config.registry,
-        )
-        .await?;
+        let base =
+            ServiceBase::build("user-service", config.admin_addr, &config.kafka, &config.topics, &config.registry)
+                .await?;
         base.health.not_ready("state", "rebuilding from Kafka");
-        for (topic, schema) in [
-            (&config.topics.user_events, schemas::USER_EVENT),
-            (&config.topics.user_replies, schemas::USER_REPLY),
-        ] {
+        for (topic, schema) in
+            [(&config.topics.user_events, schemas::USER_EVENT), (&config.topics.user_replies, schemas::USER_REPLY)]
+        {
             base.codec.prepare(topic, schema).await?;
         }
-        let state = State::rebuild(
-            &config.kafka,
-            &base.codec,
-            &config.topics.user_events,
-            &config.topics.user_replies,
-        )
-        .await?;
+        let state =
+            State::rebuild(&config.kafka, &base.codec, &config.topics.user_events, &config.topics.user_replies).await?;
         base.health.ready("state", format!("{} users", state.users.len()));
         Ok(Self { base, config, state })
     }

@@ -53,24 +53,8 @@ impl State {
         let state = Self::default();
         let started = std::time::Instant::now();
         // Events first: a reply's outcome only fills in what events do not say.
-        read_to_end(
-            kafka,
-            events_topic,
-            FromEvents {
-                state: state.clone(),
-                codec: codec.clone(),
-            },
-        )
-        .await?;
-        read_to_end(
-            kafka,
-            replies_topic,
-            FromReplies {
-                state: state.clone(),
-                codec: codec.clone(),
-            },
-        )
-        .await?;
+        read_to_end(kafka, events_topic, FromEvents { state: state.clone(), codec: codec.clone() }).await?;
+        read_to_end(kafka, replies_topic, FromReplies { state: state.clone(), codec: codec.clone() }).await?;
         tracing::info!(
             users = state.users.len(),
             commands = state.outcomes.len(),
@@ -84,10 +68,7 @@ impl State {
 /// Applies `topic` from its beginning to where it ends now.
 async fn read_to_end<H: Handler + 'static>(kafka: &KafkaConfig, topic: &str, handler: H) -> anyhow::Result<()> {
     let stop = Shutdown::new();
-    let following = Tail::start(kafka, topic, StartAt::Beginning)
-        .await?
-        .follow(handler, stop.clone())
-        .await?;
+    let following = Tail::start(kafka, topic, StartAt::Beginning).await?.follow(handler, stop.clone()).await?;
     stop.trigger();
     following.task.await?;
     Ok(())
@@ -107,17 +88,8 @@ impl Handler for FromEvents {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let envelope: EventEnvelope = decode(&self.codec, message).await?;
         self.state.users.apply(&envelope.event);
-        let event = Some(EventPosition {
-            partition: message.partition,
-            offset: message.offset,
-        });
-        self.state.record(
-            envelope.command_id,
-            Recorded::Accepted {
-                user_id: envelope.event.user_id(),
-                event,
-            },
-        );
+        let event = Some(EventPosition { partition: message.partition, offset: message.offset });
+        self.state.record(envelope.command_id, Recorded::Accepted { user_id: envelope.event.user_id(), event });
         Ok(())
     }
 }
@@ -130,15 +102,25 @@ struct FromReplies {
 impl Handler for FromReplies {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let reply: Reply = decode(&self.codec, message).await?;
-        let recorded = match reply.outcome {
-            Outcome::Rejected(rejection) => Recorded::Rejected(rejection),
-            Outcome::Accepted(accepted) => Recorded::Accepted {
-                user_id: accepted.user_id,
-                event: accepted.event,
-            },
-        };
         // An event-backed outcome is authoritative; replies fill in the rest.
-        self.state.outcomes.entry(reply.command_id).or_insert(recorded);
+        let fill = |command_id, recorded| {
+            self.state.outcomes.entry(command_id).or_insert(recorded);
+        };
+        match reply.outcome {
+            Outcome::Rejected(rejection) => fill(reply.command_id, Recorded::Rejected(rejection)),
+            Outcome::Accepted(accepted) => {
+                fill(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
+            }
+            Outcome::Batch(items) => {
+                for item in items {
+                    let recorded = match item.result {
+                        Ok(user_id) => Recorded::Accepted { user_id, event: None },
+                        Err(rejection) => Recorded::Rejected(rejection),
+                    };
+                    fill(item.command_id, recorded);
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -37,21 +37,13 @@ pub struct Incoming {
 impl Incoming {
     /// The value of the last header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
+        self.headers.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
 
     pub(crate) fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
         let headers = message
             .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
+            .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
             .unwrap_or_default();
         Self {
             topic: message.topic().to_owned(),
@@ -132,6 +124,8 @@ pub struct ConsumerSettings {
     /// First delay before retrying a retryable failure; doubles up to `max_retry_backoff`.
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
+    /// Longest a handler may take before the group considers this member gone.
+    pub max_poll_interval: Duration,
 }
 
 impl ConsumerSettings {
@@ -142,6 +136,7 @@ impl ConsumerSettings {
             dead_letter_topic: dead_letter_topic.into(),
             retry_backoff: Duration::from_millis(100),
             max_retry_backoff: Duration::from_secs(10),
+            max_poll_interval: Duration::from_secs(300),
         }
     }
 }
@@ -155,9 +150,7 @@ pub struct Consumer {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("Consumer").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -171,15 +164,12 @@ impl Consumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", config.session_timeout_ms.to_string())
+            .set("max.poll.interval.ms", settings.max_poll_interval.as_millis().to_string())
             .set("enable.partition.eof", "false")
             .create_with_context(CommitOnRevoke)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         inner.subscribe(&topics)?;
-        Ok(Self {
-            inner,
-            dead_letters,
-            settings,
-        })
+        Ok(Self { inner, dead_letters, settings })
     }
 
     /// Consumes one message at a time until `shutdown`, then commits what was processed. A
@@ -206,10 +196,7 @@ impl Consumer {
             // The effects are applied (or dead-lettered): only now may the offsets move past them.
             // (rd_kafka_offset_store records offset + 1, the next one to read, itself.)
             for message in &batch {
-                if let Err(error) = self
-                    .inner
-                    .store_offset(&message.topic, message.partition, message.offset)
-                {
+                if let Err(error) = self.inner.store_offset(&message.topic, message.partition, message.offset) {
                     // The partition was revoked meanwhile; its new owner will see the message again.
                     tracing::warn!(%group, %error, topic = %message.topic, partition = message.partition,
                         offset = message.offset, "could not store offset");
@@ -368,10 +355,6 @@ impl ConsumerContext for CommitOnRevoke {
 }
 
 fn describe(partitions: &TopicPartitionList) -> String {
-    let parts: Vec<String> = partitions
-        .elements()
-        .iter()
-        .map(|e| format!("{}/{}", e.topic(), e.partition()))
-        .collect();
+    let parts: Vec<String> = partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
     parts.join(",")
 }

@@ -59,17 +59,11 @@ pub struct ConnectError {
 /// wrong address exits instead of hanging.
 pub async fn check_connection(config: &KafkaConfig) -> Result<ClusterInfo, ConnectError> {
     let timeout = config.startup_timeout();
-    let error = |source| ConnectError {
-        bootstrap: config.bootstrap_servers.clone(),
-        timeout,
-        source,
-    };
+    let error = |source| ConnectError { bootstrap: config.bootstrap_servers.clone(), timeout, source };
     let admin = admin_client(config).map_err(error)?;
     let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, timeout))
         .await
         .expect("metadata fetch does not panic")
         .map_err(error)?;
-    Ok(ClusterInfo {
-        brokers: metadata.brokers().len(),
-    })
+    Ok(ClusterInfo { brokers: metadata.brokers().len() })
 }

@@ -34,22 +34,12 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     pub fn new(topic: &'a str, payload: &'a [u8]) -> Self {
-        Self {
-            topic,
-            key: None,
-            payload: Some(payload),
-            headers: Vec::new(),
-        }
+        Self { topic, key: None, payload: Some(payload), headers: Vec::new() }
     }
 
     /// A record without a value: on a compacted topic it deletes its key.
     pub fn tombstone(topic: &'a str, key: &'a [u8]) -> Self {
-        Self {
-            topic,
-            key: Some(key),
-            payload: None,
-            headers: Vec::new(),
-        }
+        Self { topic, key: Some(key), payload: None, headers: Vec::new() }
     }
 
     /// Records with the same key land on the same partition, in order.
@@ -97,10 +87,7 @@ impl Producer {
             .set("compression.type", "lz4")
             .create()
             .map_err(ProduceError::Create)?;
-        Ok(Self {
-            inner,
-            queue_timeout: config.message_timeout(),
-        })
+        Ok(Self { inner, queue_timeout: config.message_timeout() })
     }
 
     /// Sends one record and waits for its acknowledgement.
@@ -113,32 +100,20 @@ impl Producer {
             future_record = future_record.key(key);
         }
         if !record.headers.is_empty() {
-            let headers = record
-                .headers
-                .iter()
-                .fold(OwnedHeaders::new(), |headers, (name, value)| {
-                    headers.insert(Header {
-                        key: name,
-                        value: Some(*value),
-                    })
-                });
+            let headers = record.headers.iter().fold(OwnedHeaders::new(), |headers, (name, value)| {
+                headers.insert(Header { key: name, value: Some(*value) })
+            });
             future_record = future_record.headers(headers);
         }
         let outcome = self.inner.send(future_record, Timeout::After(self.queue_timeout)).await;
         match outcome {
             Ok(delivery) => {
                 metrics::counter!("kafka_produced_total", "topic" => record.topic.to_owned()).increment(1);
-                Ok(Delivered {
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                })
+                Ok(Delivered { partition: delivery.partition, offset: delivery.offset })
             }
             Err((source, _message)) => {
                 metrics::counter!("kafka_produce_errors_total", "topic" => record.topic.to_owned()).increment(1);
-                Err(ProduceError::Delivery {
-                    topic: record.topic.to_owned(),
-                    source,
-                })
+                Err(ProduceError::Delivery { topic: record.topic.to_owned(), source })
             }
         }
     }

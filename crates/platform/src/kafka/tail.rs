@@ -38,10 +38,7 @@ pub struct Positions {
 
 impl Default for Positions {
     fn default() -> Self {
-        Self {
-            next: Arc::default(),
-            changed: watch::Sender::new(0),
-        }
+        Self { next: Arc::default(), changed: watch::Sender::new(0) }
     }
 }
 
@@ -76,8 +73,7 @@ impl Positions {
             *entry = next;
         }
         drop(entry);
-        self.changed
-            .send_modify(|generation| *generation = generation.wrapping_add(1));
+        self.changed.send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 }
 
@@ -105,10 +101,7 @@ pub struct Tail {
 
 impl std::fmt::Debug for Tail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tail")
-            .field("topic", &self.topic)
-            .field("targets", &self.targets)
-            .finish_non_exhaustive()
+        f.debug_struct("Tail").field("topic", &self.topic).field("targets", &self.targets).finish_non_exhaustive()
     }
 }
 
@@ -123,11 +116,8 @@ impl Tail {
             .create()?;
         let timeout = config.startup_timeout();
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let partitions: Vec<i32> =
+            metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
         let positions = Positions::default();
         let mut targets = HashMap::new();
         let mut assignment = TopicPartitionList::new();
@@ -162,12 +152,7 @@ impl Tail {
             }
         }
         consumer.assign(&assignment)?;
-        Ok(Self {
-            consumer,
-            topic: topic.to_owned(),
-            positions,
-            targets,
-        })
+        Ok(Self { consumer, topic: topic.to_owned(), positions, targets })
     }
 
     pub fn positions(&self) -> Positions {
@@ -244,9 +229,7 @@ impl Tail {
     }
 
     fn caught_up(&self) -> bool {
-        self.targets
-            .iter()
-            .all(|(partition, target)| self.positions.applied(*partition, target - 1))
+        self.targets.iter().all(|(partition, target)| self.positions.applied(*partition, target - 1))
     }
 
     fn refresh_positions(&self) {

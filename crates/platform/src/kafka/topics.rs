@@ -18,35 +18,27 @@ use crate::config::KafkaConfig;
 #[derive(Debug, Clone, Args)]
 pub struct TopicsConfig {
     /// Commands to user-service (create/update/delete), keyed by user id or email.
-    #[arg(
-        long = "topic-user-commands",
-        env = "TOPIC_USER_COMMANDS",
-        default_value = "users.commands"
-    )]
+    #[arg(long = "topic-user-commands", env = "TOPIC_USER_COMMANDS", default_value = "users.commands")]
     pub user_commands: String,
 
     /// User events, the source of truth every projection rebuilds from; kept forever.
-    #[arg(
-        long = "topic-user-events",
-        env = "TOPIC_USER_EVENTS",
-        default_value = "users.events"
-    )]
+    #[arg(long = "topic-user-events", env = "TOPIC_USER_EVENTS", default_value = "users.events")]
     pub user_events: String,
 
     /// Command outcomes sent back to the requester.
-    #[arg(
-        long = "topic-user-replies",
-        env = "TOPIC_USER_REPLIES",
-        default_value = "users.replies"
-    )]
+    #[arg(long = "topic-user-replies", env = "TOPIC_USER_REPLIES", default_value = "users.replies")]
     pub user_replies: String,
 
+    /// Import requests: claim checks on uploaded files, one per import.
+    #[arg(long = "topic-import-requests", env = "TOPIC_IMPORT_REQUESTS", default_value = "imports.requests")]
+    pub import_requests: String,
+
+    /// The latest status of every import (compacted, keyed by import id).
+    #[arg(long = "topic-import-status", env = "TOPIC_IMPORT_STATUS", default_value = "imports.status")]
+    pub import_status: String,
+
     /// Messages a consumer can never process, with the reason in headers.
-    #[arg(
-        long = "topic-dead-letters",
-        env = "TOPIC_DEAD_LETTERS",
-        default_value = "dead-letters"
-    )]
+    #[arg(long = "topic-dead-letters", env = "TOPIC_DEAD_LETTERS", default_value = "dead-letters")]
     pub dead_letters: String,
 
     /// Partitions of every project topic.
@@ -54,11 +46,7 @@ pub struct TopicsConfig {
     pub partitions: i32,
 
     /// Replication factor of every project topic (3 on the three-node cluster).
-    #[arg(
-        long = "kafka-topic-replication-factor",
-        env = "KAFKA_TOPIC_REPLICATION_FACTOR",
-        default_value_t = 1
-    )]
+    #[arg(long = "kafka-topic-replication-factor", env = "KAFKA_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
 }
 
@@ -67,15 +55,14 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 impl TopicsConfig {
     /// Every topic of the project with its settings.
     pub fn catalog(&self) -> Vec<TopicSpec> {
-        let topic = |name: &str| {
-            TopicSpec::new(name)
-                .partitions(self.partitions)
-                .replication_factor(self.replication_factor)
-        };
+        let topic =
+            |name: &str| TopicSpec::new(name).partitions(self.partitions).replication_factor(self.replication_factor);
         vec![
             topic(&self.user_commands).retention_ms(7 * DAY_MS),
             topic(&self.user_events).retention_ms(-1),
             topic(&self.user_replies).retention_ms(DAY_MS),
+            topic(&self.import_requests).retention_ms(7 * DAY_MS),
+            topic(&self.import_status).compacted(),
             topic(&self.dead_letters).retention_ms(30 * DAY_MS),
         ]
     }
@@ -94,13 +81,8 @@ pub struct TopicSpec {
 impl TopicSpec {
     /// Six partitions, replication 1, `cleanup.policy=delete`.
     pub fn new(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            partitions: 6,
-            replication_factor: 1,
-            configs: vec![],
-        }
-        .config("cleanup.policy", "delete")
+        Self { name: name.to_owned(), partitions: 6, replication_factor: 1, configs: vec![] }
+            .config("cleanup.policy", "delete")
     }
 
     pub fn partitions(mut self, partitions: i32) -> Self {
@@ -153,9 +135,7 @@ pub enum TopicError {
 pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(String, TopicStatus)>, TopicError> {
     let admin = Arc::new(super::admin_client(config).map_err(TopicError::Admin)?);
     let timeout = config.startup_timeout();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(timeout))
-        .request_timeout(Some(timeout));
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
 
     let existing = existing_topics(&admin, timeout).await?;
     let missing: Vec<&TopicSpec> = specs.iter().filter(|s| !existing.contains_key(&s.name)).collect();
@@ -165,20 +145,12 @@ pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(St
             .iter()
             .map(|spec| {
                 spec.configs.iter().fold(
-                    NewTopic::new(
-                        &spec.name,
-                        spec.partitions,
-                        TopicReplication::Fixed(spec.replication_factor),
-                    ),
+                    NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor)),
                     |topic, (k, v)| topic.set(k, v),
                 )
             })
             .collect();
-        for result in admin
-            .create_topics(&new_topics, &options)
-            .await
-            .map_err(TopicError::Admin)?
-        {
+        for result in admin.create_topics(&new_topics, &options).await.map_err(TopicError::Admin)? {
             match result {
                 Ok(topic) => {
                     statuses.insert(topic, TopicStatus::Created);
@@ -196,10 +168,7 @@ pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(St
     let described = if resources.is_empty() {
         vec![]
     } else {
-        admin
-            .describe_configs(&resources, &options)
-            .await
-            .map_err(TopicError::Admin)?
+        admin.describe_configs(&resources, &options).await.map_err(TopicError::Admin)?
     };
     for (spec, described) in to_verify.into_iter().zip(described) {
         let mut drift = Vec::new();
@@ -209,10 +178,7 @@ pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(St
                     drift.push(format!("partitions {partitions}, declared {}", spec.partitions));
                 }
                 if replicas != spec.replication_factor {
-                    drift.push(format!(
-                        "replication factor {replicas}, declared {}",
-                        spec.replication_factor
-                    ));
+                    drift.push(format!("replication factor {replicas}, declared {}", spec.replication_factor));
                 }
             }
             None => drift.push("missing after creation".to_owned()),
@@ -228,23 +194,11 @@ pub async fn ensure(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<Vec<(St
             }
             Err(code) => drift.push(format!("configs unreadable: {code}")),
         }
-        let status = if drift.is_empty() {
-            TopicStatus::Verified
-        } else {
-            TopicStatus::Drifted(drift)
-        };
+        let status = if drift.is_empty() { TopicStatus::Verified } else { TopicStatus::Drifted(drift) };
         statuses.insert(spec.name.clone(), status);
     }
 
-    Ok(specs
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                statuses.remove(&s.name).unwrap_or(TopicStatus::Verified),
-            )
-        })
-        .collect())
+    Ok(specs.iter().map(|s| (s.name.clone(), statuses.remove(&s.name).unwrap_or(TopicStatus::Verified))).collect())
 }
 
 /// Ensures the catalog and logs what happened; drift is a warning, not a failure.
@@ -309,6 +263,8 @@ mod tests {
             user_commands: "c".into(),
             user_events: "e".into(),
             user_replies: "r".into(),
+            import_requests: "ir".into(),
+            import_status: "is".into(),
             dead_letters: "d".into(),
             partitions: 6,
             replication_factor: 3,
@@ -318,17 +274,13 @@ mod tests {
     #[test]
     fn the_catalog_applies_the_configured_sizing_to_every_topic() {
         let catalog = defaults().catalog();
-        assert_eq!(catalog.len(), 4);
+        assert_eq!(catalog.len(), 6);
         assert!(catalog.iter().all(|t| t.partitions == 6 && t.replication_factor == 3));
     }
 
     #[test]
     fn events_are_kept_forever_so_projections_can_rebuild() {
-        let events = defaults()
-            .catalog()
-            .into_iter()
-            .find(|t| t.name == "e")
-            .expect("declared");
+        let events = defaults().catalog().into_iter().find(|t| t.name == "e").expect("declared");
         assert!(events.configs.contains(&("retention.ms".into(), "-1".into())));
     }
 

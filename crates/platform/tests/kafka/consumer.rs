@@ -14,10 +14,7 @@ async fn a_message_produced_with_the_shared_producer_is_consumed_by_the_shared_c
     assert_eq!(seen[0].payload.as_deref(), Some(&b"hello"[..]));
     assert_eq!(seen[0].key.as_deref(), Some(&b"k"[..]));
     assert_eq!(seen[0].header("trace-id"), Some(&b"t-1"[..]));
-    assert_eq!(
-        (seen[0].topic.as_str(), seen[0].partition, seen[0].offset),
-        (fx.topic.as_str(), 0, 0)
-    );
+    assert_eq!((seen[0].topic.as_str(), seen[0].partition, seen[0].offset), (fx.topic.as_str(), 0, 0));
     running.stop().await;
 }
 
@@ -25,13 +22,7 @@ async fn a_message_produced_with_the_shared_producer_is_consumed_by_the_shared_c
 async fn a_consumer_that_crashed_before_storing_its_offset_gets_the_message_again() {
     let fx = Fixture::new().await;
     fx.produce(&["one", "two", "three"]).await;
-    let first = Recorder::new(|m, _| {
-        if m.payload.as_deref() == Some(b"two") {
-            Action::Hang
-        } else {
-            Action::Apply
-        }
-    });
+    let first = Recorder::new(|m, _| if m.payload.as_deref() == Some(b"two") { Action::Hang } else { Action::Apply });
     let first_log = first.log();
     let running = fx.consume(first);
     wait_for(&first_log, 2).await; // "two" is being applied...
@@ -76,13 +67,12 @@ async fn a_consumer_restarted_after_a_clean_shutdown_continues_exactly_after_its
 async fn a_permanent_failure_goes_to_the_dead_letter_topic_with_its_origin_and_the_consumer_goes_on() {
     let fx = Fixture::new().await;
     fx.produce(&["fine", "poison", "also fine"]).await;
-    let recorder = Recorder::new(|m, _| {
-        if m.payload.as_deref() == Some(b"poison") {
-            Action::FailPermanently
-        } else {
-            Action::Apply
-        }
-    });
+    let recorder =
+        Recorder::new(
+            |m, _| {
+                if m.payload.as_deref() == Some(b"poison") { Action::FailPermanently } else { Action::Apply }
+            },
+        );
     let log = recorder.log();
     let running = fx.consume(recorder);
     wait_for(&log, 3).await;
@@ -111,19 +101,11 @@ async fn a_retryable_failure_is_retried_in_place_until_it_succeeds() {
     let fx = Fixture::new().await;
     fx.produce(&["flaky", "next"]).await;
     let recorder = Recorder::new(|m, attempt| {
-        if m.payload.as_deref() == Some(b"flaky") && attempt < 3 {
-            Action::FailRetryably
-        } else {
-            Action::Apply
-        }
+        if m.payload.as_deref() == Some(b"flaky") && attempt < 3 { Action::FailRetryably } else { Action::Apply }
     });
     let log = recorder.log();
     let running = fx.consume(recorder);
     wait_for(&log, 4).await;
     running.stop().await;
-    assert_eq!(
-        payloads(&log),
-        ["flaky", "flaky", "flaky", "next"],
-        "order kept, nothing skipped"
-    );
+    assert_eq!(payloads(&log), ["flaky", "flaky", "flaky", "next"], "order kept, nothing skipped");
 }

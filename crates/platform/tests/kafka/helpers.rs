@@ -31,10 +31,7 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// `decide(message, attempts of this offset so far)`.
     pub(crate) fn new(decide: impl Fn(&Incoming, usize) -> Action + Send + Sync + 'static) -> Self {
-        Self {
-            seen: Arc::default(),
-            decide: Box::new(decide),
-        }
+        Self { seen: Arc::default(), decide: Box::new(decide) }
     }
 
     pub(crate) fn applying_all() -> Self {
@@ -51,9 +48,7 @@ impl Handler for Recorder {
         let attempts = {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             seen.push(message.clone());
-            seen.iter()
-                .filter(|m| m.topic == message.topic && m.offset == message.offset)
-                .count()
+            seen.iter().filter(|m| m.topic == message.topic && m.offset == message.offset).count()
         };
         match (self.decide)(message, attempts) {
             Action::Apply => Ok(()),
@@ -66,9 +61,7 @@ impl Handler for Recorder {
 
 pub(crate) fn payloads(log: &Arc<Mutex<Vec<Incoming>>>) -> Vec<String> {
     let seen = log.lock().unwrap_or_else(PoisonError::into_inner);
-    seen.iter()
-        .map(|m| String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default()).into_owned())
-        .collect()
+    seen.iter().map(|m| String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default()).into_owned()).collect()
 }
 
 /// Waits until the handler has seen `n` messages and returns them.
@@ -94,29 +87,16 @@ impl Fixture {
         let kafka = platform::testing::kafka().await;
         let topic = unique("test-input");
         let dead_letters = unique("test-dlq");
-        let specs = [
-            TopicSpec::new(&topic).partitions(1),
-            TopicSpec::new(&dead_letters).partitions(1),
-        ];
+        let specs = [TopicSpec::new(&topic).partitions(1), TopicSpec::new(&dead_letters).partitions(1)];
         topics::ensure(&kafka, &specs).await.expect("topics created");
         let producer = Producer::new(&kafka, "test-producer").expect("producer");
-        Self {
-            kafka,
-            topic,
-            dead_letters,
-            group: unique("test-group"),
-            producer,
-        }
+        Self { kafka, topic, dead_letters, group: unique("test-group"), producer }
     }
 
     pub(crate) async fn produce(&self, payloads: &[&str]) {
         for payload in payloads {
             self.producer
-                .send(
-                    Record::new(&self.topic, payload.as_bytes())
-                        .key(b"k")
-                        .header("trace-id", b"t-1"),
-                )
+                .send(Record::new(&self.topic, payload.as_bytes()).key(b"k").header("trace-id", b"t-1"))
                 .await
                 .expect("delivered");
         }
@@ -146,10 +126,7 @@ impl Running {
     /// Clean shutdown: finish, commit, leave the group.
     pub(crate) async fn stop(self) {
         self.shutdown.trigger();
-        tokio::time::timeout(PATIENCE, self.task)
-            .await
-            .expect("consumer stops in time")
-            .expect("no panic");
+        tokio::time::timeout(PATIENCE, self.task).await.expect("consumer stops in time").expect("no panic");
     }
 
     /// The process dies: the task is dropped wherever it is, nothing more is stored.

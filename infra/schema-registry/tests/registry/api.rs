@@ -10,9 +10,7 @@ async fn the_same_schema_registered_twice_gets_the_same_id_and_one_version() {
     // Same meaning, different spelling: key order and whitespace do not matter.
     let respelled = r#"{ "namespace":"test", "name":"User", "type":"record",
         "fields":[{"type":"string","name":"email"},{"type":"string","name":"name"}] }"#;
-    let (_, second) = registry
-        .send("POST", "/subjects/users-value/versions", json!({ "schema": respelled }))
-        .await;
+    let (_, second) = registry.send("POST", "/subjects/users-value/versions", json!({ "schema": respelled })).await;
     assert_eq!(first["id"], second["id"]);
     assert_eq!(registry.get("/subjects/users-value/versions").await, (200, json!([1])));
     registry.stop().await;
@@ -43,9 +41,7 @@ async fn an_incompatible_schema_is_refused_with_409_under_backward_and_accepted_
     let (status, _) = registry.register("users-value", &user_v2_compatible()).await;
     assert_eq!(status, 200, "a new field with a default is backward compatible");
 
-    let (status, body) = registry
-        .send("PUT", "/config/users-value", json!({"compatibility": "NONE"}))
-        .await;
+    let (status, body) = registry.send("PUT", "/config/users-value", json!({"compatibility": "NONE"})).await;
     assert_eq!((status, body), (200, json!({"compatibility": "NONE"})));
     let (status, body) = registry.register("users-value", &user_v2_incompatible()).await;
     assert_eq!(status, 200, "{body}");
@@ -59,21 +55,12 @@ async fn invalid_avro_is_refused_with_42201() {
     let bad_type = json!({"type": "record", "name": "X", "fields": [{"name": "a", "type": "no-such-type"}]});
     let (status, body) = registry.register("x-value", &bad_type).await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42201)), "{body}");
-    let (status, body) = registry
-        .send("POST", "/subjects/x-value/versions", json!({"schema": "{not json"}))
-        .await;
+    let (status, body) = registry.send("POST", "/subjects/x-value/versions", json!({"schema": "{not json"})).await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42201)), "{body}");
-    let (status, body) = registry
-        .send(
-            "POST",
-            "/subjects/x-value/versions",
-            json!({"schema": "{}", "schemaType": "PROTOBUF"}),
-        )
-        .await;
+    let (status, body) =
+        registry.send("POST", "/subjects/x-value/versions", json!({"schema": "{}", "schemaType": "PROTOBUF"})).await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42201)), "{body}");
-    let (status, body) = registry
-        .send("POST", "/subjects/x-value/versions", json!("not an object"))
-        .await;
+    let (status, body) = registry.send("POST", "/subjects/x-value/versions", json!("not an object")).await;
     assert_eq!(status, 422, "{body}");
     registry.stop().await;
 }
@@ -91,11 +78,7 @@ async fn unknown_things_get_confluent_error_codes() {
         ("/config/known-value", 404, 40408),
     ] {
         let (got, body) = registry.get(path).await;
-        assert_eq!(
-            (got, body["error_code"].clone()),
-            (status, json!(code)),
-            "{path}: {body}"
-        );
+        assert_eq!((got, body["error_code"].clone()), (status, json!(code)), "{path}: {body}");
         assert!(body["message"].is_string(), "{path}: {body}");
     }
     registry.stop().await;
@@ -104,17 +87,9 @@ async fn unknown_things_get_confluent_error_codes() {
 #[tokio::test]
 async fn unknown_paths_including_associations_are_json_404s() {
     let registry = TestRegistry::start().await;
-    for path in [
-        "/associations/resources/-/orders?resourceType=topic",
-        "/nowhere",
-        "/schemas/guids/abc",
-    ] {
+    for path in ["/associations/resources/-/orders?resourceType=topic", "/nowhere", "/schemas/guids/abc"] {
         let (status, body) = registry.get(path).await;
-        assert_eq!(
-            (status, body["error_code"].clone()),
-            (404, json!(404)),
-            "{path}: {body}"
-        );
+        assert_eq!((status, body["error_code"].clone()), (404, json!(404)), "{path}: {body}");
     }
     registry.stop().await;
 }
@@ -124,22 +99,12 @@ async fn reads_tolerate_extra_query_parameters() {
     let registry = TestRegistry::start().await;
     let (_, registered) = registry.register("users-value", &user_v1()).await;
     let id = &registered["id"];
-    let (status, by_id) = registry
-        .get(&format!("/schemas/ids/{id}?subject=users-value&deleted=true&format=x"))
-        .await;
+    let (status, by_id) = registry.get(&format!("/schemas/ids/{id}?subject=users-value&deleted=true&format=x")).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(by_id["schema"].as_str().unwrap()).unwrap(),
-        user_v1()
-    );
-    let (status, latest) = registry
-        .get("/subjects/users-value/versions/latest?deleted=false")
-        .await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(by_id["schema"].as_str().unwrap()).unwrap(), user_v1());
+    let (status, latest) = registry.get("/subjects/users-value/versions/latest?deleted=false").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        (&latest["subject"], &latest["version"], &latest["id"]),
-        (&json!("users-value"), &json!(1), id)
-    );
+    assert_eq!((&latest["subject"], &latest["version"], &latest["id"]), (&json!("users-value"), &json!(1), id));
     registry.stop().await;
 }
 
@@ -149,9 +114,7 @@ async fn lookup_finds_the_version_holding_a_schema() {
     registry.register("users-value", &user_v1()).await;
     let (_, v2) = registry.register("users-value", &user_v2_compatible()).await;
     let body = json!({"schema": user_v2_compatible().to_string()});
-    let (status, found) = registry
-        .send("POST", "/subjects/users-value?deleted=false", body.clone())
-        .await;
+    let (status, found) = registry.send("POST", "/subjects/users-value?deleted=false", body.clone()).await;
     assert_eq!(status, 200, "{found}");
     assert_eq!((&found["version"], &found["id"]), (&json!(2), &v2["id"]));
     let (status, missing) = registry.send("POST", "/subjects/other-value", body).await;
@@ -165,37 +128,19 @@ async fn lookup_finds_the_version_holding_a_schema() {
 #[tokio::test]
 async fn compatibility_levels_are_read_and_set_globally_and_per_subject() {
     let registry = TestRegistry::start().await;
-    assert_eq!(
-        registry.get("/config").await,
-        (200, json!({"compatibilityLevel": "BACKWARD"}))
-    );
-    let (status, body) = registry
-        .send("PUT", "/config", json!({"compatibility": "sometimes"}))
-        .await;
+    assert_eq!(registry.get("/config").await, (200, json!({"compatibilityLevel": "BACKWARD"})));
+    let (status, body) = registry.send("PUT", "/config", json!({"compatibility": "sometimes"})).await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42203)));
-    let (status, _) = registry
-        .send("PUT", "/config", json!({"compatibility": "full_transitive"}))
-        .await;
+    let (status, _) = registry.send("PUT", "/config", json!({"compatibility": "full_transitive"})).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        registry.get("/config").await.1,
-        json!({"compatibilityLevel": "FULL_TRANSITIVE"})
-    );
+    assert_eq!(registry.get("/config").await.1, json!({"compatibilityLevel": "FULL_TRANSITIVE"}));
     assert_eq!(
         registry.get("/config/s?defaultToGlobal=true").await.1,
         json!({"compatibilityLevel": "FULL_TRANSITIVE"})
     );
-    registry
-        .send("PUT", "/config/s", json!({"compatibility": "FORWARD"}))
-        .await;
-    assert_eq!(
-        registry.get("/config/s").await.1,
-        json!({"compatibilityLevel": "FORWARD"})
-    );
-    assert_eq!(
-        registry.send("DELETE", "/config/s", json!(null)).await.1,
-        json!({"compatibilityLevel": "FORWARD"})
-    );
+    registry.send("PUT", "/config/s", json!({"compatibility": "FORWARD"})).await;
+    assert_eq!(registry.get("/config/s").await.1, json!({"compatibilityLevel": "FORWARD"}));
+    assert_eq!(registry.send("DELETE", "/config/s", json!(null)).await.1, json!({"compatibilityLevel": "FORWARD"}));
     assert_eq!(registry.get("/config/s").await.1["error_code"], 40408);
     registry.stop().await;
 }
@@ -205,20 +150,13 @@ async fn a_compatibility_test_answers_without_registering() {
     let registry = TestRegistry::start().await;
     registry.register("users-value", &user_v1()).await;
     let incompatible = json!({"schema": user_v2_incompatible().to_string()});
-    let (status, body) = registry
-        .send(
-            "POST",
-            "/compatibility/subjects/users-value/versions/latest?verbose=true",
-            incompatible,
-        )
-        .await;
+    let (status, body) =
+        registry.send("POST", "/compatibility/subjects/users-value/versions/latest?verbose=true", incompatible).await;
     assert_eq!(status, 200);
     assert_eq!(body["is_compatible"], false);
     assert!(!body["messages"].as_array().unwrap().is_empty(), "{body}");
     let compatible = json!({"schema": user_v2_compatible().to_string()});
-    let (_, body) = registry
-        .send("POST", "/compatibility/subjects/users-value/versions", compatible)
-        .await;
+    let (_, body) = registry.send("POST", "/compatibility/subjects/users-value/versions", compatible).await;
     assert_eq!(body, json!({"is_compatible": true}));
     assert_eq!(registry.get("/subjects/users-value/versions").await.1, json!([1]));
     registry.stop().await;
@@ -228,32 +166,19 @@ async fn a_compatibility_test_answers_without_registering() {
 async fn soft_delete_hides_a_subject_and_permanent_delete_requires_it_first() {
     let registry = TestRegistry::start().await;
     let (_, registered) = registry.register("gone-value", &user_v1()).await;
-    let (status, body) = registry
-        .send("DELETE", "/subjects/gone-value?permanent=true", json!(null))
-        .await;
+    let (status, body) = registry.send("DELETE", "/subjects/gone-value?permanent=true", json!(null)).await;
     assert_eq!((status, body["error_code"].clone()), (404, json!(40405)));
 
-    assert_eq!(
-        registry.send("DELETE", "/subjects/gone-value", json!(null)).await,
-        (200, json!([1]))
-    );
+    assert_eq!(registry.send("DELETE", "/subjects/gone-value", json!(null)).await, (200, json!([1])));
     assert_eq!(registry.get("/subjects").await.1, json!([]));
     assert_eq!(registry.get("/subjects?deleted=true").await.1, json!(["gone-value"]));
-    assert_eq!(
-        registry.get("/subjects/gone-value/versions").await.1["error_code"],
-        40401
-    );
+    assert_eq!(registry.get("/subjects/gone-value/versions").await.1["error_code"], 40401);
     let (status, _) = registry.get(&format!("/schemas/ids/{}", registered["id"])).await;
     assert_eq!(status, 200, "a soft-deleted schema still decodes old records");
     let (status, body) = registry.send("DELETE", "/subjects/gone-value", json!(null)).await;
     assert_eq!((status, body["error_code"].clone()), (404, json!(40404)));
 
-    assert_eq!(
-        registry
-            .send("DELETE", "/subjects/gone-value?permanent=true", json!(null))
-            .await,
-        (200, json!([1]))
-    );
+    assert_eq!(registry.send("DELETE", "/subjects/gone-value?permanent=true", json!(null)).await, (200, json!([1])));
     assert_eq!(registry.get("/subjects?deleted=true").await.1, json!([]));
     registry.stop().await;
 }
@@ -263,37 +188,21 @@ async fn a_restart_keeps_every_id_version_and_setting() {
     let registry = TestRegistry::start().await;
     let (_, v1) = registry.register("users-value", &user_v1()).await;
     let (_, v2) = registry.register("users-value", &user_v2_compatible()).await;
-    registry
-        .send("PUT", "/config/users-value", json!({"compatibility": "FULL"}))
-        .await;
-    registry
-        .send("DELETE", "/subjects/users-value/versions/1", json!(null))
-        .await;
+    registry.send("PUT", "/config/users-value", json!({"compatibility": "FULL"})).await;
+    registry.send("DELETE", "/subjects/users-value/versions/1", json!(null)).await;
     let topic = registry.topic.clone();
     registry.stop().await;
 
     let restarted = TestRegistry::start_on(topic).await;
     assert_eq!(restarted.get("/subjects/users-value/versions").await.1, json!([2]));
-    assert_eq!(
-        restarted.get("/subjects/users-value/versions?deleted=true").await.1,
-        json!([1, 2])
-    );
-    assert_eq!(
-        restarted.get("/subjects/users-value/versions/2").await.1["id"],
-        v2["id"]
-    );
+    assert_eq!(restarted.get("/subjects/users-value/versions?deleted=true").await.1, json!([1, 2]));
+    assert_eq!(restarted.get("/subjects/users-value/versions/2").await.1["id"], v2["id"]);
     assert_eq!(restarted.get(&format!("/schemas/ids/{}", v1["id"])).await.0, 200);
-    assert_eq!(
-        restarted.get("/config/users-value").await.1,
-        json!({"compatibilityLevel": "FULL"})
-    );
+    assert_eq!(restarted.get("/config/users-value").await.1, json!({"compatibilityLevel": "FULL"}));
     let (_, again) = restarted.register("users-value", &user_v2_compatible()).await;
     assert_eq!(again["id"], v2["id"], "the same schema keeps its id across restarts");
     let (_, new) = restarted.register("other-value", &json!("long")).await;
-    assert!(
-        new["id"].as_u64() > v2["id"].as_u64(),
-        "new ids continue after the old ones"
-    );
+    assert!(new["id"].as_u64() > v2["id"].as_u64(), "new ids continue after the old ones");
     restarted.stop().await;
 }
 
@@ -307,15 +216,7 @@ async fn concurrent_registrations_of_the_same_new_schema_yield_one_id() {
             .post(format!("{}/subjects/race-value/versions", registry.url))
             .header("content-type", "application/json")
             .body(body.clone());
-        async move {
-            request
-                .send()
-                .await
-                .expect("request")
-                .json::<serde_json::Value>()
-                .await
-                .expect("json")
-        }
+        async move { request.send().await.expect("request").json::<serde_json::Value>().await.expect("json") }
     });
     let answers = futures::future::join_all(requests).await;
     let ids: std::collections::BTreeSet<String> = answers.iter().map(|a| a["id"].to_string()).collect();

@@ -62,14 +62,7 @@ fn avro(record: &Value) -> Vec<(&'static str, Avro)> {
                 Some(nick) => Avro::Union(1, Box::new(Avro::String(nick.to_owned()))),
             },
         ),
-        (
-            "level",
-            if text("level") == "HIGH" {
-                Avro::Enum(1, "HIGH".into())
-            } else {
-                Avro::Enum(0, "LOW".into())
-            },
-        ),
+        ("level", if text("level") == "HIGH" { Avro::Enum(1, "HIGH".into()) } else { Avro::Enum(0, "LOW".into()) }),
         (
             "tags",
             Avro::Array(
@@ -81,10 +74,7 @@ fn avro(record: &Value) -> Vec<(&'static str, Avro)> {
                     .collect(),
             ),
         ),
-        (
-            "created_at",
-            Avro::TimestampMillis(record["created_at"].as_i64().expect("millis")),
-        ),
+        ("created_at", Avro::TimestampMillis(record["created_at"].as_i64().expect("millis"))),
     ]
 }
 
@@ -103,10 +93,7 @@ struct Collect(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Handler for Collect {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        self.0
-            .lock()
-            .expect("lock")
-            .push(message.payload.clone().unwrap_or_default());
+        self.0.lock().expect("lock").push(message.payload.clone().unwrap_or_default());
         Ok(())
     }
 }
@@ -119,14 +106,10 @@ async fn read_payloads(kafka: &KafkaConfig, topic: &str, count: usize) -> Vec<Ve
     let handler = Collect(Arc::clone(&seen));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move { consumer.run(&handler, stop).await });
-    let payloads = eventually(
-        &format!("{count} records on {topic}"),
-        Duration::from_secs(30),
-        || async {
-            let seen = seen.lock().expect("lock").clone();
-            (seen.len() >= count).then_some(seen)
-        },
-    )
+    let payloads = eventually(&format!("{count} records on {topic}"), Duration::from_secs(30), || async {
+        let seen = seen.lock().expect("lock").clone();
+        (seen.len() >= count).then_some(seen)
+    })
     .await;
     shutdown.trigger();
     task.await.expect("consumer stops");
@@ -145,11 +128,7 @@ async fn schema_registry_converter_encodes_and_decodes_a_record_through_the_regi
     assert_eq!(bytes[0], 0, "Confluent wire format: magic byte");
     let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
     let (status, latest) = registry.get(&format!("/subjects/{topic}-value/versions/latest")).await;
-    assert_eq!(
-        (status, latest["id"].as_u64()),
-        (200, Some(u64::from(id))),
-        "registered under the topic's subject"
-    );
+    assert_eq!((status, latest["id"].as_u64()), (200, Some(u64::from(id))), "registered under the topic's subject");
 
     let decoded = decoder.decode(Some(&bytes)).await.expect("decodes");
     let fields: Vec<(String, Avro)> = avro(record).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -169,14 +148,8 @@ async fn confluents_python_client_reads_what_rust_wrote_and_writes_what_rust_rea
     let producer = Producer::new(&kafka, "interop").expect("producer");
     let from_rust = records("rust");
     for record in &from_rust {
-        let bytes = encoder
-            .encode(avro(record), strategy(&rust_topic))
-            .await
-            .expect("encodes");
-        producer
-            .send(Record::new(&rust_topic, &bytes))
-            .await
-            .expect("delivered");
+        let bytes = encoder.encode(avro(record), strategy(&rust_topic)).await.expect("encodes");
+        producer.send(Record::new(&rust_topic, &bytes)).await.expect("delivered");
     }
 
     // Python reads those and writes its own.
@@ -185,20 +158,8 @@ async fn confluents_python_client_reads_what_rust_wrote_and_writes_what_rust_rea
     let output = tokio::process::Command::new("python3")
         .arg(script)
         .args(["--bootstrap", &kafka.bootstrap_servers, "--registry", &registry.url])
-        .args([
-            "--read-topic",
-            &rust_topic,
-            "--count",
-            "3",
-            "--write-topic",
-            &python_topic,
-        ])
-        .args([
-            "--schema",
-            SCHEMA,
-            "--records",
-            &Value::from(from_python.clone()).to_string(),
-        ])
+        .args(["--read-topic", &rust_topic, "--count", "3", "--write-topic", &python_topic])
+        .args(["--schema", SCHEMA, "--records", &Value::from(from_python.clone()).to_string()])
         .output()
         .await
         .expect("python3 runs");
@@ -209,31 +170,18 @@ async fn confluents_python_client_reads_what_rust_wrote_and_writes_what_rust_rea
         output.status
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("interop.py prints JSON");
-    assert_eq!(
-        report["decoded"],
-        Value::from(from_rust),
-        "Python decoded Rust's records field for field"
-    );
+    assert_eq!(report["decoded"], Value::from(from_rust), "Python decoded Rust's records field for field");
     assert_eq!(report["produced"], 3);
 
     // Rust decodes what Python wrote.
     let decoder = EasyAvroDecoder::new(SrSettings::new(registry.url.clone()));
     let payloads = read_payloads(&kafka, &python_topic, 3).await;
     for (payload, expected) in payloads.iter().zip(&from_python) {
-        let decoded = decoder
-            .decode(Some(payload))
-            .await
-            .expect("Rust decodes Python's record");
+        let decoded = decoder.decode(Some(payload)).await.expect("Rust decodes Python's record");
         let fields: Vec<(String, Avro)> = avro(expected).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(decoded.value, Avro::Record(fields));
     }
     let (_, subjects) = registry.get("/subjects").await;
-    assert!(
-        subjects
-            .as_array()
-            .unwrap()
-            .contains(&json!(format!("{python_topic}-value"))),
-        "{subjects}"
-    );
+    assert!(subjects.as_array().unwrap().contains(&json!(format!("{python_topic}-value"))), "{subjects}");
     registry.stop().await;
 }

@@ -26,20 +26,13 @@ impl TestRegistry {
             compatibility_level: Level::Backward,
             replication_factor: 1,
             kafka,
-            telemetry: TelemetryConfig {
-                log_format: platform::config::LogFormat::Text,
-            },
+            telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text },
         };
         let app = Application::build(config).await.expect("registry starts");
         let url = format!("http://{}", app.http_addr());
         let shutdown = Shutdown::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self {
-            url,
-            topic,
-            shutdown,
-            task,
-        }
+        Self { url, topic, shutdown, task }
     }
 
     pub(crate) async fn stop(self) {
@@ -66,12 +59,7 @@ impl TestRegistry {
 
     /// Registers `schema` (an Avro schema as JSON) under `subject`.
     pub(crate) async fn register(&self, subject: &str, schema: &Value) -> (u16, Value) {
-        self.send(
-            "POST",
-            &format!("/subjects/{subject}/versions"),
-            json!({ "schema": schema.to_string() }),
-        )
-        .await
+        self.send("POST", &format!("/subjects/{subject}/versions"), json!({ "schema": schema.to_string() })).await
     }
 }
 

@@ -9,8 +9,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 fn object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
-    body.as_object()
-        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
+    body.as_object().ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
 }
 
 fn unknown_fields(map: &Map<String, Value>, allowed: &[&str], errors: &mut Vec<FieldError>) {
@@ -25,11 +24,7 @@ fn string<'a>(map: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Null) => Err(FieldError::new(name, "required", format!("{name} cannot be null"))),
-        Some(_) => Err(FieldError::new(
-            name,
-            "invalid_type",
-            format!("{name} must be a string"),
-        )),
+        Some(_) => Err(FieldError::new(name, "invalid_type", format!("{name} must be a string"))),
     }
 }
 
@@ -43,11 +38,7 @@ fn age(map: &Map<String, Value>) -> Result<Option<Option<i64>>, FieldError> {
             None if n.as_u64().is_some() => Err(FieldError::new("age", "out_of_range", "must be between 0 and 150")),
             None => Err(FieldError::new("age", "invalid_type", "age must be a whole number")),
         },
-        Some(_) => Err(FieldError::new(
-            "age",
-            "invalid_type",
-            "age must be a whole number or null",
-        )),
+        Some(_) => Err(FieldError::new("age", "invalid_type", "age must be a whole number or null")),
     }
 }
 
@@ -71,11 +62,7 @@ pub(crate) fn create(body: &Value) -> Result<CreateUser, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(CreateUser {
-        email: email.unwrap_or_default().to_owned(),
-        name: name.unwrap_or_default().to_owned(),
-        age,
-    })
+    Ok(CreateUser { email: email.unwrap_or_default().to_owned(), name: name.unwrap_or_default().to_owned(), age })
 }
 
 /// `PATCH /users/{id}`: any of email, name, age (null clears the age).
@@ -103,13 +90,7 @@ pub(crate) fn update(user_id: Uuid, expected_version: Option<u64>, body: &Value)
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(UpdateUser {
-        user_id,
-        email,
-        name,
-        age,
-        expected_version,
-    })
+    Ok(UpdateUser { user_id, email, name, age, expected_version })
 }
 
 /// The version an `If-Match` header asks for: `"3"`, `W/"3"` or `3`; `*` asks for none.
@@ -122,9 +103,7 @@ pub(crate) fn if_match(header: Option<&str>) -> Result<Option<u64>, ApiError> {
         return Ok(None);
     }
     let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-    tag.parse()
-        .map(Some)
-        .map_err(|_| ApiError::PreconditionFailed(format!("If-Match {raw} matches no version")))
+    tag.parse().map(Some).map_err(|_| ApiError::PreconditionFailed(format!("If-Match {raw} matches no version")))
 }
 
 #[cfg(test)]
@@ -143,15 +122,7 @@ mod tests {
     #[test]
     fn a_create_names_every_bad_field() {
         let errors = fields(create(&json!({"email": 5, "age": 1.5, "nick": "x"})).unwrap_err());
-        assert_eq!(
-            errors,
-            [
-                "nick:unknown",
-                "email:invalid_type",
-                "age:invalid_type",
-                "name:required"
-            ]
-        );
+        assert_eq!(errors, ["nick:unknown", "email:invalid_type", "age:invalid_type", "name:required"]);
         let errors = fields(create(&json!({"email": "nope", "name": "", "age": 151})).unwrap_err());
         assert_eq!(errors, ["age:out_of_range", "email:invalid", "name:required"]);
     }
@@ -185,9 +156,6 @@ mod tests {
         assert_eq!(if_match(Some("W/\"4\"")).unwrap(), Some(4));
         assert_eq!(if_match(Some("5")).unwrap(), Some(5));
         assert_eq!(if_match(Some("*")).unwrap(), None);
-        assert!(matches!(
-            if_match(Some("\"abc\"")),
-            Err(ApiError::PreconditionFailed(_))
-        ));
+        assert!(matches!(if_match(Some("\"abc\"")), Err(ApiError::PreconditionFailed(_))));
     }
 }

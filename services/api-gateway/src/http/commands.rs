@@ -35,6 +35,11 @@ async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<R
                     .map(|e| json!({ "field": e.field, "code": e.code, "message": e.message }))
                     .collect::<Vec<_>>(),
             }),
+            Outcome::Batch(items) => json!({
+                "command_id": id,
+                "status": "accepted",
+                "items": items.len(),
+            }),
         },
     };
     Ok(Json(body).into_response())

@@ -3,6 +3,7 @@
 
 mod body;
 mod commands;
+mod imports;
 mod users;
 
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
 use crate::error::ApiError;
+use crate::imports::Imports;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub(crate) struct AppState {
     pub(crate) users: UserView,
     pub(crate) positions: Positions,
     pub(crate) bus: CommandBus,
+    pub(crate) imports: Imports,
 }
 
 /// A write's result: the user after it (none once deleted), or a 202 to give the client.
@@ -52,23 +55,17 @@ impl AppState {
         let accepted = match reply.outcome {
             Outcome::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
             Outcome::Accepted(accepted) => accepted,
+            // The gateway never sends batches; an answer of that shape is a fault elsewhere.
+            Outcome::Batch(_) => return Err(ApiError::Unavailable("a batch outcome for a single command".into())),
         };
         if let Some(event) = accepted.event {
-            let left = self
-                .bus
-                .timeout()
-                .saturating_sub(started.elapsed())
-                .max(Duration::from_millis(100));
+            let left = self.bus.timeout().saturating_sub(started.elapsed()).max(Duration::from_millis(100));
             if !self.positions.wait_applied(event.partition, event.offset, left).await {
                 return Ok(Done::Pending(pending(reply.command_id)));
             }
         }
         // The projection has the write now; prefer it (it may already hold a later change).
-        Ok(Done::Applied(
-            self.users
-                .get(accepted.user_id)
-                .or(accepted.user.filter(|_| accepted.event.is_none())),
-        ))
+        Ok(Done::Applied(self.users.get(accepted.user_id).or(accepted.user.filter(|_| accepted.event.is_none()))))
     }
 }
 
@@ -97,23 +94,16 @@ pub(crate) fn router(state: AppState, health: Health, request_timeout: Duration,
     Router::new()
         .merge(users::router())
         .merge(commands::router())
+        .merge(imports::router())
         .with_state(state)
         .merge(health::router(health))
         .fallback(|method: Method, uri: Uri| async move {
-            ApiError::RouteNotFound {
-                method: method.to_string(),
-                path: uri.path().to_owned(),
-            }
+            ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
         })
         .method_not_allowed_fallback(|method: Method| async move {
-            ApiError::MethodNotAllowed {
-                method: method.to_string(),
-            }
+            ApiError::MethodNotAllowed { method: method.to_string() }
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(TraceLayer::new_for_http())
 }

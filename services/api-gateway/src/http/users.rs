@@ -21,9 +21,7 @@ pub(crate) const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 50;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(create).get(list))
-        .route("/users/{id}", get(fetch).patch(update).delete(remove))
+    Router::new().route("/users", post(create).get(list)).route("/users/{id}", get(fetch).patch(update).delete(remove))
 }
 
 fn with_etag(status: StatusCode, user: &User) -> Response {
@@ -65,10 +63,7 @@ async fn create(
 
 async fn fetch(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
-    let user = app
-        .users
-        .get(id)
-        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let user = app.users.get(id).ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
     Ok(with_etag(StatusCode::OK, &user))
 }
 
@@ -92,10 +87,7 @@ async fn update(
 async fn remove(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
     let expected_version = body::if_match(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))?;
-    let command = Command::Delete(DeleteUser {
-        user_id: id,
-        expected_version,
-    });
+    let command = Command::Delete(DeleteUser { user_id: id, expected_version });
     match app.execute(command, correlation_id(&headers)).await? {
         Done::Applied(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         Done::Pending(response) => Ok(response),
@@ -123,10 +115,7 @@ async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("cursor is not one this API gave out".into())))
         .transpose()?;
-    let needle = params
-        .get("q")
-        .map(|q| q.trim().to_lowercase())
-        .filter(|q| !q.is_empty());
+    let needle = params.get("q").map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     let matches = |user: &User| {
         needle.as_ref().is_none_or(|q| {
             user.name.as_str().to_lowercase().contains(q.as_str()) || user.email.key().contains(q.as_str())
@@ -135,13 +124,8 @@ async fn list(
     let (items, next) = match params.get("email") {
         // Exact, case-insensitive: at most one user, straight from the email index.
         Some(email) => {
-            let key = Email::parse(email)
-                .map(|e| e.key())
-                .unwrap_or_else(|_| email.trim().to_lowercase());
-            let found = app
-                .users
-                .by_email(&key)
-                .filter(|u| matches(u) && after.is_none_or(|a| u.id > a));
+            let key = Email::parse(email).map(|e| e.key()).unwrap_or_else(|_| email.trim().to_lowercase());
+            let found = app.users.by_email(&key).filter(|u| matches(u) && after.is_none_or(|a| u.id > a));
             (found.into_iter().collect(), None)
         }
         None => app.users.page(after, limit, matches),

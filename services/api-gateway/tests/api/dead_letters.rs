@@ -8,7 +8,7 @@ use platform::testing::{eventually, unique};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::TestSystem;
+use testkit::TestSystem;
 
 struct Collect(Arc<Mutex<Vec<Incoming>>>);
 
@@ -27,19 +27,11 @@ async fn garbage_and_unknown_schema_ids_go_to_the_dead_letter_topic_and_service_
     let garbage = b"\xde\xad\xbe\xef not avro at all";
     let unknown_id = [0u8, 0x7f, 0xff, 0xff, 0xf0, 2, 4, 6];
     for payload in [&garbage[..], &unknown_id[..]] {
-        producer
-            .send(Record::new(&system.topics.user_commands, payload).key(b"poison"))
-            .await
-            .unwrap();
+        producer.send(Record::new(&system.topics.user_commands, payload).key(b"poison")).await.unwrap();
     }
 
-    let created = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "after@example.com", "name": "After"})),
-        )
-        .await;
+    let created =
+        system.call(Method::POST, "/users", Some(json!({"email": "after@example.com", "name": "After"}))).await;
     assert_eq!(created.status, StatusCode::CREATED, "the service keeps serving");
 
     let letters = Arc::new(Mutex::new(Vec::new()));
@@ -60,10 +52,7 @@ async fn garbage_and_unknown_schema_ids_go_to_the_dead_letter_topic_and_service_
     let payloads: Vec<&[u8]> = letters.iter().map(|l| l.payload.as_deref().unwrap()).collect();
     assert!(payloads.contains(&&garbage[..]) && payloads.contains(&&unknown_id[..]));
     for letter in &letters {
-        assert_eq!(
-            letter.header(dlq::ORIGINAL_TOPIC),
-            Some(system.topics.user_commands.as_bytes())
-        );
+        assert_eq!(letter.header(dlq::ORIGINAL_TOPIC), Some(system.topics.user_commands.as_bytes()));
         let reason = String::from_utf8_lossy(letter.header(dlq::ERROR).unwrap()).into_owned();
         assert!(!reason.is_empty());
     }

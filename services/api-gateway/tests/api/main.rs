@@ -4,7 +4,6 @@
 mod consistency;
 mod dead_letters;
 mod errors;
-mod helpers;
 mod users;
 mod validation;
 

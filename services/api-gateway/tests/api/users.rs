@@ -1,18 +1,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::TestSystem;
+use testkit::TestSystem;
 
 #[tokio::test]
 async fn a_user_goes_through_create_get_list_patch_and_delete() {
     let system = TestSystem::start().await;
 
     let created = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "  Ada@Example.com ", "name": " Ada Lovelace ", "age": 36})),
-        )
+        .call(Method::POST, "/users", Some(json!({"email": "  Ada@Example.com ", "name": " Ada Lovelace ", "age": 36})))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().expect("id").to_owned();
@@ -20,10 +16,7 @@ async fn a_user_goes_through_create_get_list_patch_and_delete() {
     assert_eq!(created.header("etag"), "\"1\"");
     assert_eq!(created.body["email"], "Ada@Example.com", "trimmed, case kept");
     assert_eq!(created.body["name"], "Ada Lovelace");
-    assert_eq!(
-        (created.body["age"].clone(), created.body["version"].clone()),
-        (json!(36), json!(1))
-    );
+    assert_eq!((created.body["age"].clone(), created.body["version"].clone()), (json!(36), json!(1)));
     assert_eq!(uuid::Uuid::parse_str(&id).expect("uuid").get_version_num(), 7);
 
     // Read-your-writes: the 201 means this gateway already shows the user.
@@ -43,54 +36,26 @@ async fn a_user_goes_through_create_get_list_patch_and_delete() {
         )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
-    assert_eq!(
-        (renamed.body["name"].clone(), renamed.body["age"].clone()),
-        (json!("Countess"), json!(null))
-    );
-    assert_eq!(
-        (renamed.header("etag"), renamed.body["version"].clone()),
-        ("\"2\"", json!(2))
-    );
+    assert_eq!((renamed.body["name"].clone(), renamed.body["age"].clone()), (json!("Countess"), json!(null)));
+    assert_eq!((renamed.header("etag"), renamed.body["version"].clone()), ("\"2\"", json!(2)));
     assert_eq!(renamed.body["created_at"], created.body["created_at"]);
-    assert_eq!(
-        system.call(Method::GET, &format!("/users/{id}"), None).await.body["name"],
-        "Countess"
-    );
+    assert_eq!(system.call(Method::GET, &format!("/users/{id}"), None).await.body["name"], "Countess");
 
     let stale = system
-        .call_with(
-            Method::PATCH,
-            &format!("/users/{id}"),
-            Some(json!({"name": "Stale"})),
-            &[("if-match", "\"1\"")],
-        )
+        .call_with(Method::PATCH, &format!("/users/{id}"), Some(json!({"name": "Stale"})), &[("if-match", "\"1\"")])
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED, "{}", stale.body);
     assert_eq!(stale.header("content-type"), "application/problem+json");
 
     let deleted = system.call(Method::DELETE, &format!("/users/{id}"), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        system.call(Method::GET, &format!("/users/{id}"), None).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        system.call(Method::DELETE, &format!("/users/{id}"), None).await.status,
-        StatusCode::NOT_FOUND
-    );
-    let patched_gone = system
-        .call(Method::PATCH, &format!("/users/{id}"), Some(json!({"name": "X"})))
-        .await;
+    assert_eq!(system.call(Method::GET, &format!("/users/{id}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(system.call(Method::DELETE, &format!("/users/{id}"), None).await.status, StatusCode::NOT_FOUND);
+    let patched_gone = system.call(Method::PATCH, &format!("/users/{id}"), Some(json!({"name": "X"}))).await;
     assert_eq!(patched_gone.status, StatusCode::NOT_FOUND);
 
     // The email is free again once its user is gone.
-    let again = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "ada@example.com", "name": "Ada"})),
-        )
-        .await;
+    let again = system.call(Method::POST, "/users", Some(json!({"email": "ada@example.com", "name": "Ada"}))).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
     system.stop().await;
 }
@@ -98,41 +63,18 @@ async fn a_user_goes_through_create_get_list_patch_and_delete() {
 #[tokio::test]
 async fn a_taken_email_is_a_409_on_create_and_on_patch() {
     let system = TestSystem::start().await;
-    let ada = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "ada@example.com", "name": "Ada"})),
-        )
-        .await;
-    let bob = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "bob@example.com", "name": "Bob"})),
-        )
-        .await;
+    let ada = system.call(Method::POST, "/users", Some(json!({"email": "ada@example.com", "name": "Ada"}))).await;
+    let bob = system.call(Method::POST, "/users", Some(json!({"email": "bob@example.com", "name": "Bob"}))).await;
     assert_eq!((ada.status, bob.status), (StatusCode::CREATED, StatusCode::CREATED));
 
-    let twin = system
-        .call(
-            Method::POST,
-            "/users",
-            Some(json!({"email": "ADA@example.COM", "name": "Twin"})),
-        )
-        .await;
+    let twin = system.call(Method::POST, "/users", Some(json!({"email": "ADA@example.COM", "name": "Twin"}))).await;
     assert_eq!(twin.status, StatusCode::CONFLICT, "{}", twin.body);
     assert_eq!(twin.body["type"], "urn:problem:email-taken");
     assert_eq!(twin.bad_fields(), ["email"]);
 
     let bob_id = bob.body["id"].as_str().unwrap();
-    let steal = system
-        .call(
-            Method::PATCH,
-            &format!("/users/{bob_id}"),
-            Some(json!({"email": "Ada@Example.com"})),
-        )
-        .await;
+    let steal =
+        system.call(Method::PATCH, &format!("/users/{bob_id}"), Some(json!({"email": "Ada@Example.com"}))).await;
     assert_eq!(steal.status, StatusCode::CONFLICT, "{}", steal.body);
     system.stop().await;
 }
@@ -142,17 +84,9 @@ async fn listing_pages_in_a_stable_order_with_a_cursor_and_filters() {
     let system = TestSystem::start().await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let name = if i % 2 == 0 {
-            format!("Even Person {i}")
-        } else {
-            format!("Odd Person {i}")
-        };
+        let name = if i % 2 == 0 { format!("Even Person {i}") } else { format!("Odd Person {i}") };
         let created = system
-            .call(
-                Method::POST,
-                "/users",
-                Some(json!({"email": format!("p{i}@example.com"), "name": name})),
-            )
+            .call(Method::POST, "/users", Some(json!({"email": format!("p{i}@example.com"), "name": name})))
             .await;
         assert_eq!(created.status, StatusCode::CREATED);
         ids.push(created.body["id"].as_str().unwrap().to_owned());
@@ -160,9 +94,7 @@ async fn listing_pages_in_a_stable_order_with_a_cursor_and_filters() {
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {
-        let page = system
-            .call(Method::GET, &format!("/users?limit=3&cursor={cursor}"), None)
-            .await;
+        let page = system.call(Method::GET, &format!("/users?limit=3&cursor={cursor}"), None).await;
         assert_eq!(page.status, StatusCode::OK);
         let items = page.body["items"].as_array().unwrap();
         assert!(items.len() <= 3);

@@ -1,0 +1,373 @@
+//! The import file format: a header row naming the columns (`email`, `name`, `age`, in any
+//! order, matched ignoring case and spaces; other columns are ignored with a warning), then one
+//! user per row. UTF-8 (a BOM is fine), LF or CRLF, RFC 4180 quoting (commas, quotes and line
+//! breaks inside quoted fields). Parsing only: the caller brings the bytes.
+
+use std::io::Read;
+
+use csv::ByteRecord;
+use csv_core::ReadRecordResult;
+
+use crate::command::CreateUser;
+use crate::user::{FieldError, NewUser};
+
+/// Why a whole file cannot be imported (nothing is imported then).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file is not CSV text (binary content or not UTF-8 in its header)")]
+    NotText,
+    #[error("missing column {0}: the first line must be a header naming the columns, e.g. email,name,age")]
+    MissingColumn(&'static str),
+    #[error("column {0} appears more than once in the header")]
+    DuplicateColumn(String),
+    #[error("the file has a header but no data rows")]
+    NoRows,
+    #[error("unreadable CSV: {0}")]
+    Unreadable(String),
+}
+
+/// Where each known column is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    email: usize,
+    name: usize,
+    age: Option<usize>,
+    /// Header names that are not ours, in file order.
+    pub unknown: Vec<String>,
+}
+
+/// A CSV reader that knows the true line each record starts on. (The `csv` crate's own line
+/// numbers drift with CRLF line ends and skipped blank lines, and every rejected row must name
+/// its real line.)
+#[derive(Debug)]
+pub struct LineReader<R> {
+    input: R,
+    core: csv_core::Reader,
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// The line of `buffer[start]`.
+    line: u64,
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A reader over `input`; the header is its first record.
+pub fn reader<R: Read>(input: R) -> LineReader<R> {
+    LineReader {
+        input,
+        core: csv_core::Reader::new(),
+        buffer: vec![0; 1 << 20],
+        start: 0,
+        end: 0,
+        eof: false,
+        line: 1,
+        fields: vec![0; 4096],
+        ends: vec![0; 64],
+    }
+}
+
+impl<R: Read> LineReader<R> {
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.start == self.end && !self.eof {
+            self.start = 0;
+            self.end = loop {
+                match self.input.read(&mut self.buffer) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            self.eof = self.end == 0;
+        }
+        Ok(())
+    }
+
+    /// Reads the next record into `record` and returns the line it starts on; `None` at the end.
+    /// Blank lines are skipped (and counted).
+    pub fn read(&mut self, record: &mut ByteRecord) -> std::io::Result<Option<u64>> {
+        // Skip line ends and blank lines up to the record's first byte.
+        loop {
+            self.fill()?;
+            if self.eof {
+                return Ok(None);
+            }
+            match self.buffer[self.start] {
+                b'\n' => self.line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+            self.start += 1;
+        }
+        let first_line = self.line;
+        let (mut out, mut nends) = (0, 0);
+        loop {
+            self.fill()?;
+            let input = &self.buffer[self.start..self.end];
+            let (result, nin, nout, nend) =
+                self.core.read_record(input, &mut self.fields[out..], &mut self.ends[nends..]);
+            self.line += input[..nin].iter().filter(|b| **b == b'\n').count() as u64;
+            self.start += nin;
+            out += nout;
+            nends += nend;
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record => break,
+                ReadRecordResult::End => {
+                    if nends == 0 {
+                        return Ok(None);
+                    }
+                    break;
+                }
+            }
+        }
+        record.clear();
+        let mut from = 0;
+        for &to in &self.ends[..nends] {
+            record.push_field(&self.fields[from..to]);
+            from = to;
+        }
+        Ok(Some(first_line))
+    }
+}
+
+impl Columns {
+    /// Reads the header record from `reader`.
+    pub fn read<R: Read>(reader: &mut LineReader<R>) -> Result<Self, FileError> {
+        let mut header = ByteRecord::new();
+        match reader.read(&mut header) {
+            Ok(Some(_)) => Self::from_header(&header),
+            Ok(None) => Err(FileError::Empty),
+            Err(e) => Err(FileError::Unreadable(e.to_string())),
+        }
+    }
+
+    pub fn from_header(header: &ByteRecord) -> Result<Self, FileError> {
+        let mut names = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let raw = if i == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
+            if raw.contains(&0) {
+                return Err(FileError::NotText);
+            }
+            let name = std::str::from_utf8(raw).map_err(|_| FileError::NotText)?;
+            names.push(name.trim().to_lowercase());
+        }
+        let find = |wanted: &str| -> Result<Option<usize>, FileError> {
+            let mut hits = names.iter().enumerate().filter(|(_, n)| n.as_str() == wanted).map(|(i, _)| i);
+            let first = hits.next();
+            match hits.next() {
+                Some(_) => Err(FileError::DuplicateColumn(wanted.to_owned())),
+                None => Ok(first),
+            }
+        };
+        let email = find("email")?.ok_or(FileError::MissingColumn("email"))?;
+        let name = find("name")?.ok_or(FileError::MissingColumn("name"))?;
+        let age = find("age")?;
+        let unknown = names.iter().filter(|n| !["email", "name", "age"].contains(&n.as_str())).cloned().collect();
+        Ok(Self { email, name, age, unknown })
+    }
+}
+
+/// What is wrong with one row, at its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl RowError {
+    pub fn new(line: u64, error: FieldError) -> Self {
+        Self { line, field: error.field, code: error.code, message: error.message }
+    }
+}
+
+/// One data row, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row {
+    Valid { line: u64, email_key: String, user: CreateUser },
+    Invalid(Vec<RowError>),
+}
+
+/// Checks one data record against the columns and the user rules. `line` is where the record
+/// starts in the file (1 is the header).
+pub fn check_row(columns: &Columns, record: &ByteRecord, line: u64) -> Row {
+    let mut errors = Vec::new();
+    let mut text = |index: Option<usize>, field: &str| -> Option<String> {
+        let index = index?;
+        let Some(raw) = record.get(index) else {
+            errors.push(FieldError::new(field, "missing_column", format!("the row has no {field} column")));
+            return None;
+        };
+        match std::str::from_utf8(raw) {
+            Ok(value) => Some(value.to_owned()),
+            Err(_) => {
+                errors.push(FieldError::new(field, "bad_utf8", format!("{field} is not valid UTF-8")));
+                None
+            }
+        }
+    };
+    let email = text(Some(columns.email), "email");
+    let name = text(Some(columns.name), "name");
+    let age_text = text(columns.age, "age");
+    let age = match age_text.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(age) => Some(age),
+            Err(_) => {
+                errors.push(FieldError::new("age", "invalid", "age must be a whole number"));
+                None
+            }
+        },
+    };
+    if let (Some(email), Some(name)) = (&email, &name) {
+        match NewUser::parse(email, name, age) {
+            Ok(user) if errors.is_empty() => {
+                return Row::Valid {
+                    line,
+                    email_key: user.email.key(),
+                    user: CreateUser { email: email.clone(), name: name.clone(), age },
+                };
+            }
+            Ok(_) => {}
+            Err(domain_errors) => {
+                let new: Vec<FieldError> =
+                    domain_errors.into_iter().filter(|e| !errors_has(&errors, &e.field)).collect();
+                errors.extend(new);
+            }
+        }
+    }
+    Row::Invalid(errors.into_iter().map(|e| RowError::new(line, e)).collect())
+}
+
+fn errors_has(errors: &[FieldError], field: &str) -> bool {
+    errors.iter().any(|e| e.field == field)
+}
+
+/// A record of nothing but spaces: a blank line, not a row.
+pub fn is_blank(record: &ByteRecord) -> bool {
+    record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Checks that `input` is an importable file: a valid header and at least one data row.
+pub fn precheck<R: Read>(input: R) -> Result<Columns, FileError> {
+    let mut reader = reader(input);
+    let columns = Columns::read(&mut reader)?;
+    let mut record = ByteRecord::new();
+    loop {
+        match reader.read(&mut record) {
+            Ok(Some(_)) if is_blank(&record) => continue,
+            Ok(Some(_)) => return Ok(columns),
+            Ok(None) => return Err(FileError::NoRows),
+            Err(e) => return Err(FileError::Unreadable(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(file: &str) -> (Columns, Vec<Row>) {
+        let mut reader = reader(file.as_bytes());
+        let columns = Columns::read(&mut reader).expect("header");
+        let mut rows = Vec::new();
+        let mut record = ByteRecord::new();
+        while let Some(line) = reader.read(&mut record).expect("record") {
+            if !is_blank(&record) {
+                rows.push(check_row(&columns, &record, line));
+            }
+        }
+        (columns, rows)
+    }
+
+    #[test]
+    fn lines_are_true_with_crlf_blank_lines_and_quoted_line_breaks() {
+        for end in ["\n", "\r\n"] {
+            let file =
+                ["email,name", "a@example.com,A", "", "  ", "b@example.com,\"B", "B\"", "c@example.com,C"].join(end);
+            let (_, rows) = rows(&file);
+            assert_eq!(valid_lines(&rows), [2, 5, 7], "line ends {end:?}");
+        }
+    }
+
+    fn valid_lines(rows: &[Row]) -> Vec<u64> {
+        rows.iter().filter_map(|r| if let Row::Valid { line, .. } = r { Some(*line) } else { None }).collect()
+    }
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order_with_bom_and_crlf() {
+        let file = "\u{feff}Age , NAME,email,phone\r\n36,Ada,ada@example.com,123\r\n,Bob,bob@example.com,\r\n";
+        let (columns, rows) = rows(file);
+        assert_eq!(columns.unknown, ["phone"]);
+        assert_eq!(valid_lines(&rows), [2, 3]);
+        let Row::Valid { user, .. } = &rows[0] else { panic!() };
+        assert_eq!((user.email.as_str(), user.name.as_str(), user.age), ("ada@example.com", "Ada", Some(36)));
+    }
+
+    #[test]
+    fn quoted_fields_keep_commas_quotes_and_line_breaks_and_lines_stay_true() {
+        let file = "email,name\n\"a@example.com\",\"Smith, \"\"Jr\"\"\nSecond line\"\nb@example.com,B\n";
+        let (_, rows) = rows(file);
+        let Row::Valid { user, .. } = &rows[0] else { panic!("{rows:?}") };
+        assert_eq!(user.name, "Smith, \"Jr\"\nSecond line");
+        assert_eq!(valid_lines(&rows), [2, 4], "the second record starts on line 4");
+    }
+
+    #[test]
+    fn each_bad_row_names_its_line_field_and_reason() {
+        let file = "email,name,age\nnot-an-email,A,1\nc@example.com,,2\nd@example.com,D,old\ne@example.com\nf@example.com,F,200\n";
+        let (_, rows) = rows(file);
+        let errors: Vec<(u64, String, String)> = rows
+            .iter()
+            .flat_map(|r| match r {
+                Row::Invalid(errors) => errors.iter().map(|e| (e.line, e.field.clone(), e.code.clone())).collect(),
+                Row::Valid { .. } => vec![],
+            })
+            .collect();
+        let expected = [
+            (2, "email", "invalid"),
+            (3, "name", "required"),
+            (4, "age", "invalid"),
+            (5, "name", "missing_column"),
+            (5, "age", "missing_column"),
+            (6, "age", "out_of_range"),
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:?}");
+        for ((line, field, code), (l, f, c)) in errors.iter().zip(expected) {
+            assert_eq!((*line, field.as_str(), code.as_str()), (l, f, c));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_field_is_reported_on_its_row() {
+        let mut file = b"email,name\n".to_vec();
+        file.extend_from_slice(b"x@example.com,\xff\xfe\n");
+        let mut reader = reader(&file[..]);
+        let columns = Columns::read(&mut reader).unwrap();
+        let mut record = ByteRecord::new();
+        let line = reader.read(&mut record).unwrap().unwrap();
+        let Row::Invalid(errors) = check_row(&columns, &record, line) else { panic!() };
+        assert_eq!((errors[0].field.as_str(), errors[0].code.as_str()), ("name", "bad_utf8"));
+    }
+
+    #[test]
+    fn files_that_cannot_be_imported_are_refused_with_the_reason() {
+        assert_eq!(precheck(&b""[..]).unwrap_err(), FileError::Empty);
+        assert_eq!(precheck(&b"email,name\n"[..]).unwrap_err(), FileError::NoRows);
+        assert_eq!(precheck(&b"email,name\n\n  \n"[..]).unwrap_err(), FileError::NoRows);
+        assert_eq!(precheck(&b"ada@example.com,Ada,36\n"[..]).unwrap_err(), FileError::MissingColumn("email"));
+        assert_eq!(
+            precheck(&b"email,email,name\na,b,c\n"[..]).unwrap_err(),
+            FileError::DuplicateColumn("email".into())
+        );
+        assert_eq!(precheck(&b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"[..]).unwrap_err(), FileError::NotText);
+        assert!(precheck(&b"email,name\na@b.co,A\n"[..]).is_ok());
+    }
+}

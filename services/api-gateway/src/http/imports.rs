@@ -1,0 +1,197 @@
+//! `/imports`: CSV uploads are streamed to blob storage (never held in memory, never sent
+//! through Kafka) and announced with a small import request; the import worker does the rest.
+//! Statuses come from the gateway's own view of the import status topic.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use domain::import::{ImportMode, ImportRequest, ImportStatus};
+use domain::import_file;
+use domain::time::Timestamp;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::error::ApiError;
+
+const DEFAULT_LIST: usize = 20;
+const MAX_LIST: usize = 100;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/imports", get(list).post(upload))
+        .route("/imports/{id}", get(status))
+        .route("/imports/{id}/errors", get(errors))
+}
+
+/// The JSON form of an import's status.
+fn status_json(status: &ImportStatus) -> Value {
+    let id = status.import_id;
+    json!({
+        "import_id": id,
+        "status": status.state.as_str(),
+        "mode": status.mode.as_str(),
+        "file_name": status.file_name,
+        "size_bytes": status.size_bytes,
+        "rows_read": status.rows_read,
+        "accepted": status.accepted,
+        "rejected": status.rejected,
+        "requested_at": status.requested_at.to_string(),
+        "started_at": status.started_at.map(|t| t.to_string()),
+        "finished_at": status.finished_at.map(|t| t.to_string()),
+        "rows_per_second": status.rows_per_second(Timestamp::now()).map(|r| r.round()),
+        "error": status.error,
+        "warnings": status.warnings,
+        "errors_url": status.errors_blob.as_ref().map(|_| format!("/imports/{id}/errors")),
+    })
+}
+
+fn import_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("import {raw} not found")))
+}
+
+fn file_name(headers: &HeaderMap) -> Option<String> {
+    let disposition = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
+    let name = disposition.split(';').find_map(|part| part.trim().strip_prefix("filename="))?;
+    Some(name.trim_matches('"').chars().filter(|c| !c.is_control()).take(255).collect())
+}
+
+/// `POST /imports[?mode=upsert]` with a `text/csv` body: 202 with the import's status URL.
+async fn upload(
+    State(app): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mode = match params.get("mode").map(String::as_str) {
+        None => ImportMode::Create,
+        Some(mode) => ImportMode::parse(mode)
+            .ok_or_else(|| ApiError::BadRequest(format!("mode must be create or upsert, not {mode:?}")))?,
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with("text/csv") {
+        return Err(ApiError::UnsupportedMediaType("expected Content-Type: text/csv".into()));
+    }
+    let limit = app.imports.max_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+
+    let import_id = Uuid::now_v7();
+    let blob = format!("imports/{import_id}.csv");
+    let stored = store(&app, &blob, body, limit).await;
+    let size_bytes = match stored {
+        Ok(size) => size,
+        Err(error) => {
+            app.imports.blobs.remove(&blob);
+            return Err(error);
+        }
+    };
+    let request = ImportRequest {
+        import_id,
+        blob,
+        file_name: file_name(&headers),
+        size_bytes,
+        mode,
+        requested_at: Timestamp::now(),
+    };
+    if let Err(error) = app.imports.announce(&request).await {
+        app.imports.blobs.remove(&request.blob);
+        return Err(error);
+    }
+    let url = format!("/imports/{import_id}");
+    let location = HeaderValue::from_str(&url).expect("a path is a valid header");
+    let body = json!({ "import_id": import_id, "status": "queued", "status_url": url });
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the file is larger than the limit of {limit} bytes"))
+}
+
+/// Streams the body into blob `name`, checks it is an importable CSV, and puts it in place.
+async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64, ApiError> {
+    let blobs = &app.imports.blobs;
+    let staging = blobs.staging_path(name).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut file = tokio::fs::File::create(&staging)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot create {}: {e}", staging.display())))?;
+    let mut size: u64 = 0;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
+        }
+        file.write_all(&chunk).await.map_err(|e| ApiError::Unavailable(format!("cannot write the upload: {e}")))?;
+    }
+    file.sync_all().await.map_err(|e| ApiError::Unavailable(format!("cannot write the upload: {e}")))?;
+    drop(file);
+    let check_path = staging.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&check_path).map_err(|e| e.to_string())?;
+        import_file::precheck(std::io::BufReader::new(file)).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    checked.map_err(ApiError::UnprocessableFile)?;
+    blobs.commit(name).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(size)
+}
+
+async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = import_id(&id)?;
+    let status = app.imports.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
+    Ok(Json(status_json(&status)).into_response())
+}
+
+/// `GET /imports/{id}/errors`: the rejected rows as CSV (line, field, code, message).
+async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = import_id(&id)?;
+    let status = app.imports.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
+    let Some(blob) = status.errors_blob.filter(|_| status.state.is_finished()) else {
+        return Err(ApiError::Conflict(format!(
+            "import {id} is {}: its error report is not ready",
+            status.state.as_str()
+        )));
+    };
+    let path = app.imports.blobs.path(&blob).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot open the error report {}: {e}", path.display())))?;
+    let disposition = format!("attachment; filename=\"import-{id}-errors.csv\"");
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+        (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ascii")),
+    ];
+    Ok((headers, Body::from_stream(tokio_util::io::ReaderStream::new(file))).into_response())
+}
+
+async fn list(
+    State(app): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIST,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIST}")))?,
+    };
+    let items: Vec<Value> = app.imports.book.recent(limit).iter().map(status_json).collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
