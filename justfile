@@ -53,6 +53,11 @@ gen-csv rows path="users.csv" *flags:
 test *args:
     deploy/run-tests.sh {{ args }}
 
+# Measure the system end to end (release builds, fresh Kafka on ports of its own), e.g. `just bench --rows 100000`
+bench *args:
+    cargo build --release --quiet --bins
+    cargo run --release --quiet -p bench -- {{ args }}
+
 # Formatting and lints, as CI checks them
 lint:
     cargo fmt --all -- --check

@@ -9,6 +9,7 @@
 # Listens on $SCHEMA_REGISTRY_HTTP_ADDR (default 127.0.0.1:8081) and keeps its state in Kafka
 # (topic _schemas) at $KAFKA_BOOTSTRAP_SERVERS (default: the local single-node broker).
 # Its pid and log live in $SCHEMA_REGISTRY_DIR (default <repo>/.local/schema-registry).
+# $SCHEMA_REGISTRY_BIN runs a given build (the benchmarks use the release one).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -32,10 +33,14 @@ start() {
     return 0
   fi
   mkdir -p "$dir"
-  cargo build --quiet -p schema-registry
+  local bin="${SCHEMA_REGISTRY_BIN:-}"
+  if [[ -z $bin ]]; then
+    cargo build --quiet -p schema-registry
+    bin=target/debug/schema-registry
+  fi
   export SCHEMA_REGISTRY_HTTP_ADDR="$addr"
   export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$(deploy/kafka/kafka.sh bootstrap)}"
-  setsid target/debug/schema-registry >"$log" 2>&1 </dev/null &
+  setsid "$bin" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   local deadline=$((SECONDS + timeout))
   until curl -sf "$url/subjects" >/dev/null 2>&1; do

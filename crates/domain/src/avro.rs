@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::command::{BatchItem, Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
 use crate::event::{Event, EventEnvelope};
+use crate::export::{Column, ExportFilter, ExportRequest, ExportState, ExportStatus};
 use crate::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
 use crate::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use crate::time::Timestamp;
@@ -27,6 +28,8 @@ pub mod schemas {
     pub const USER_REPLY: &str = include_str!("../../../schemas/user_reply.avsc");
     pub const IMPORT_REQUEST: &str = include_str!("../../../schemas/import_request.avsc");
     pub const IMPORT_STATUS: &str = include_str!("../../../schemas/import_status.avsc");
+    pub const EXPORT_REQUEST: &str = include_str!("../../../schemas/export_request.avsc");
+    pub const EXPORT_STATUS: &str = include_str!("../../../schemas/export_status.avsc");
 }
 
 fn parsed(text: &str) -> Schema {
@@ -38,6 +41,8 @@ pub static EVENT_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USE
 pub static REPLY_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::USER_REPLY));
 pub static IMPORT_REQUEST_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::IMPORT_REQUEST));
 pub static IMPORT_STATUS_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::IMPORT_STATUS));
+pub static EXPORT_REQUEST_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::EXPORT_REQUEST));
+pub static EXPORT_STATUS_SCHEMA: LazyLock<Schema> = LazyLock::new(|| parsed(schemas::EXPORT_STATUS));
 
 /// A record that does not fit the contract: it can never be processed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +58,11 @@ pub trait AvroRecord: Sized {
     fn schema() -> &'static Schema;
     fn to_avro(&self) -> Value;
     fn from_fields(fields: &mut Fields) -> Result<Self, String>;
+
+    /// [`AvroRecord::from_avro`] with the error as text.
+    fn parse_value(value: Value) -> Result<Self, String> {
+        Self::from_avro(value).map_err(|e| e.to_string())
+    }
 
     /// Maps a decoded value (any compatible writer schema) to the domain type.
     fn from_avro(value: Value) -> Result<Self, AvroError> {
@@ -161,6 +171,18 @@ impl Fields {
         match self.take(name)? {
             Value::TimestampMillis(ms) | Value::Long(ms) => Ok(Timestamp::from_millis(ms)),
             other => Err(format!("{name}: expected timestamp-millis, found {other:?}")),
+        }
+    }
+
+    fn optional_string(&mut self, name: &str) -> Result<Option<String>, String> {
+        self.optional(name)?.map(|v| as_string(v, name)).transpose()
+    }
+
+    fn optional_timestamp(&mut self, name: &str) -> Result<Option<Timestamp>, String> {
+        match self.optional(name)? {
+            None => Ok(None),
+            Some(Value::TimestampMillis(ms) | Value::Long(ms)) => Ok(Some(Timestamp::from_millis(ms))),
+            Some(other) => Err(format!("{name}: expected timestamp-millis, found {other:?}")),
         }
     }
 
@@ -571,7 +593,7 @@ impl AvroRecord for ImportRequest {
         Ok(Self {
             import_id: f.uuid("import_id")?,
             blob: f.string("blob")?,
-            file_name: f.optional("file_name")?.map(|v| as_string(v, "file_name")).transpose()?,
+            file_name: f.optional_string("file_name")?,
             size_bytes: f.version("size_bytes")?,
             mode: mode_from(f.take("mode")?)?,
             requested_at: f.timestamp("requested_at")?,
@@ -613,30 +635,180 @@ impl AvroRecord for ImportStatus {
             }
             other => return Err(format!("state: expected an enum, found {other:?}")),
         };
-        let timestamp = |v: Value, name: &str| match v {
-            Value::TimestampMillis(ms) | Value::Long(ms) => Ok(Timestamp::from_millis(ms)),
-            other => Err(format!("{name}: expected timestamp-millis, found {other:?}")),
-        };
         Ok(Self {
             import_id: f.uuid("import_id")?,
             state,
             mode: mode_from(f.take("mode")?)?,
-            file_name: f.optional("file_name")?.map(|v| as_string(v, "file_name")).transpose()?,
+            file_name: f.optional_string("file_name")?,
             size_bytes: f.version("size_bytes")?,
             rows_read: f.version("rows_read")?,
             accepted: f.version("accepted")?,
             rejected: f.version("rejected")?,
             requested_at: f.timestamp("requested_at")?,
-            started_at: f.optional("started_at")?.map(|v| timestamp(v, "started_at")).transpose()?,
-            finished_at: f.optional("finished_at")?.map(|v| timestamp(v, "finished_at")).transpose()?,
-            error: f.optional("error")?.map(|v| as_string(v, "error")).transpose()?,
+            started_at: f.optional_timestamp("started_at")?,
+            finished_at: f.optional_timestamp("finished_at")?,
+            error: f.optional_string("error")?,
             warnings: match f.optional("warnings")? {
                 None => Vec::new(),
                 Some(v) => {
                     as_array(v, "warnings")?.into_iter().map(|w| as_string(w, "warnings")).collect::<Result<_, _>>()?
                 }
             },
-            errors_blob: f.optional("errors_blob")?.map(|v| as_string(v, "errors_blob")).transpose()?,
+            errors_blob: f.optional_string("errors_blob")?,
+        })
+    }
+}
+
+// ---- exports ------------------------------------------------------------------------------------
+
+const COLUMN_SYMBOLS: [&str; 7] = ["ID", "EMAIL", "NAME", "AGE", "CREATED_AT", "UPDATED_AT", "VERSION"];
+const EXPORT_STATE_SYMBOLS: [&str; 5] = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "EXPIRED"];
+
+fn filter_value(filter: &ExportFilter) -> Value {
+    let age = |a: Option<u8>| nullable(a.map(|a| Value::Int(i32::from(a))));
+    record(vec![
+        ("q", optional_string(filter.q.clone())),
+        ("email_domain", optional_string(filter.email_domain.clone())),
+        ("min_age", age(filter.min_age)),
+        ("max_age", age(filter.max_age)),
+        ("created_after", nullable(filter.created_after.map(ts))),
+        ("created_before", nullable(filter.created_before.map(ts))),
+    ])
+}
+
+fn filter_from(mut f: Fields) -> Result<ExportFilter, String> {
+    let age = |v: Option<Value>, name: &str| {
+        v.map(|v| as_long(v, name).and_then(|n| u8::try_from(n).map_err(|_| format!("{name} out of range"))))
+            .transpose()
+    };
+    Ok(ExportFilter {
+        q: f.optional_string("q")?,
+        email_domain: f.optional_string("email_domain")?,
+        min_age: age(f.optional("min_age")?, "min_age")?,
+        max_age: age(f.optional("max_age")?, "max_age")?,
+        created_after: f.optional_timestamp("created_after")?,
+        created_before: f.optional_timestamp("created_before")?,
+    })
+}
+
+fn columns_value(columns: &[Column]) -> Value {
+    Value::Array(
+        columns
+            .iter()
+            .map(|c| {
+                let i = Column::ALL.iter().position(|k| k == c).unwrap_or(0);
+                Value::Enum(i as u32, COLUMN_SYMBOLS[i].into())
+            })
+            .collect(),
+    )
+}
+
+fn columns_from(value: Value) -> Result<Vec<Column>, String> {
+    as_array(value, "columns")?
+        .into_iter()
+        .map(|v| match v {
+            Value::Enum(_, symbol) => COLUMN_SYMBOLS
+                .iter()
+                .position(|s| *s == symbol)
+                .map(|i| Column::ALL[i])
+                .ok_or_else(|| format!("columns: unknown column {symbol}")),
+            other => Err(format!("columns: expected an enum, found {other:?}")),
+        })
+        .collect()
+}
+
+impl AvroRecord for ExportRequest {
+    const SCHEMA_NAME: &'static str = "ExportRequested";
+
+    fn schema() -> &'static Schema {
+        &EXPORT_REQUEST_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let positions = self
+            .positions
+            .iter()
+            .map(|p| record(vec![("partition", Value::Int(p.partition)), ("offset", Value::Long(p.offset))]))
+            .collect();
+        record(vec![
+            ("export_id", Value::Uuid(self.export_id)),
+            ("filter", filter_value(&self.filter)),
+            ("columns", columns_value(&self.columns)),
+            ("positions", Value::Array(positions)),
+            ("requested_at", ts(self.requested_at)),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        let positions = match f.optional("positions")? {
+            None => Vec::new(),
+            Some(v) => as_array(v, "positions")?
+                .into_iter()
+                .map(|p| {
+                    let mut p = Fields::of(p)?;
+                    let partition = i32::try_from(p.long("partition")?).map_err(|_| "partition out of range")?;
+                    Ok(EventPosition { partition, offset: p.long("offset")? })
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        Ok(Self {
+            export_id: f.uuid("export_id")?,
+            filter: filter_from(f.record("filter")?)?,
+            columns: columns_from(f.take("columns")?)?,
+            positions,
+            requested_at: f.timestamp("requested_at")?,
+        })
+    }
+}
+
+impl AvroRecord for ExportStatus {
+    const SCHEMA_NAME: &'static str = "ExportStatus";
+
+    fn schema() -> &'static Schema {
+        &EXPORT_STATUS_SCHEMA
+    }
+
+    fn to_avro(&self) -> Value {
+        let state = ExportState::ALL.iter().position(|s| *s == self.state).unwrap_or(0);
+        record(vec![
+            ("export_id", Value::Uuid(self.export_id)),
+            ("state", Value::Enum(state as u32, EXPORT_STATE_SYMBOLS[state].into())),
+            ("filter", filter_value(&self.filter)),
+            ("columns", columns_value(&self.columns)),
+            ("rows_total", long(self.rows_total)),
+            ("rows_written", long(self.rows_written)),
+            ("bytes", long(self.bytes)),
+            ("sha256", optional_string(self.sha256.clone())),
+            ("blob", optional_string(self.blob.clone())),
+            ("requested_at", ts(self.requested_at)),
+            ("started_at", nullable(self.started_at.map(ts))),
+            ("finished_at", nullable(self.finished_at.map(ts))),
+            ("error", optional_string(self.error.clone())),
+        ])
+    }
+
+    fn from_fields(f: &mut Fields) -> Result<Self, String> {
+        let state = match f.take("state")? {
+            Value::Enum(_, symbol) => EXPORT_STATE_SYMBOLS
+                .iter()
+                .position(|s| *s == symbol)
+                .map_or(ExportState::Queued, |i| ExportState::ALL[i]),
+            other => return Err(format!("state: expected an enum, found {other:?}")),
+        };
+        Ok(Self {
+            export_id: f.uuid("export_id")?,
+            state,
+            filter: filter_from(f.record("filter")?)?,
+            columns: columns_from(f.take("columns")?)?,
+            rows_total: f.version("rows_total")?,
+            rows_written: f.version("rows_written")?,
+            bytes: f.version("bytes")?,
+            sha256: f.optional_string("sha256")?,
+            blob: f.optional_string("blob")?,
+            requested_at: f.timestamp("requested_at")?,
+            started_at: f.optional_timestamp("started_at")?,
+            finished_at: f.optional_timestamp("finished_at")?,
+            error: f.optional_string("error")?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use crate::book::{JobStatus, StatusBook};
 use crate::time::Timestamp;
 
 /// What to do with a row whose email already belongs to a user.
@@ -133,28 +134,19 @@ impl ImportStatus {
 }
 
 /// The latest status of every import, as read from the status topic (each reader keeps one).
-#[derive(Debug, Clone, Default)]
-pub struct ImportBook {
-    statuses: std::sync::Arc<dashmap::DashMap<Uuid, ImportStatus>>,
-}
+pub type ImportBook = StatusBook<ImportStatus>;
 
-impl ImportBook {
-    /// Records `status` unless what the book holds is further along.
-    pub fn apply(&self, status: ImportStatus) {
-        let mut entry = self.statuses.entry(status.import_id).or_insert_with(|| status.clone());
-        *entry = status.not_behind(&entry);
+impl JobStatus for ImportStatus {
+    fn job_id(&self) -> Uuid {
+        self.import_id
     }
 
-    pub fn get(&self, import_id: Uuid) -> Option<ImportStatus> {
-        self.statuses.get(&import_id).map(|s| s.clone())
+    fn requested_at(&self) -> Timestamp {
+        self.requested_at
     }
 
-    /// The most recently requested imports first.
-    pub fn recent(&self, limit: usize) -> Vec<ImportStatus> {
-        let mut all: Vec<ImportStatus> = self.statuses.iter().map(|s| s.clone()).collect();
-        all.sort_by(|a, b| b.requested_at.cmp(&a.requested_at).then(b.import_id.cmp(&a.import_id)));
-        all.truncate(limit);
-        all
+    fn not_behind(self, previous: &Self) -> Self {
+        ImportStatus::not_behind(self, previous)
     }
 }
 

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use ahash::RandomState;
 use dashmap::DashMap;
 use uuid::Uuid;
 
@@ -23,11 +25,13 @@ pub struct UserView {
 
 #[derive(Debug, Default)]
 struct Inner {
-    users: DashMap<Uuid, User>,
+    users: DashMap<Uuid, User, RandomState>,
+    /// How many users there are (DashMap's own `len` locks every shard).
+    count: AtomicUsize,
     /// Email key -> id.
-    emails: DashMap<String, Uuid>,
+    emails: DashMap<String, Uuid, RandomState>,
     /// The last version of deleted users, so a stale re-delivery cannot resurrect them.
-    deleted: DashMap<Uuid, u64>,
+    deleted: DashMap<Uuid, u64, RandomState>,
     /// Ids in order (UUID v7: creation order), for stable pagination.
     order: RwLock<BTreeSet<Uuid>>,
 }
@@ -53,11 +57,13 @@ impl UserView {
                 }
                 self.inner.emails.insert(user.email.key(), id);
                 if previous.is_none() {
+                    self.inner.count.fetch_add(1, Ordering::Relaxed);
                     self.order().insert(id);
                 }
             }
             Event::Deleted { .. } => {
                 if let Some((_, previous)) = self.inner.users.remove(&id) {
+                    self.inner.count.fetch_sub(1, Ordering::Relaxed);
                     self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
                 }
                 self.inner.deleted.insert(id, version);
@@ -78,11 +84,11 @@ impl UserView {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.users.len()
+        self.inner.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.users.is_empty()
+        self.len() == 0
     }
 
     /// Up to `limit` users after `after` in id order that satisfy `keep`, and whether more
@@ -103,6 +109,16 @@ impl UserView {
             page.push(user);
         }
         (page, None)
+    }
+
+    /// `id`'s user if it satisfies `keep` (checked before anything is cloned).
+    pub fn get_if(&self, id: Uuid, keep: impl Fn(&User) -> bool) -> Option<User> {
+        self.inner.users.get(&id).filter(|u| keep(u)).map(|u| u.clone())
+    }
+
+    /// Every id, in id order (creation order): a cheap consistent list to read users by.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.inner.order.read().unwrap_or_else(PoisonError::into_inner).iter().copied().collect()
     }
 
     /// Every user, in id order.

@@ -84,12 +84,43 @@ impl AvroCodec {
         Ok(())
     }
 
-    /// Registers `schema` under `<topic>-value` (if needed) and caches its id, so encodes for
-    /// `topic` need no network afterwards: call it at startup for every topic written.
-    pub async fn prepare(&self, topic: &str, schema: &'static str) -> Result<(), CodecError> {
+    /// Registers `schema` under `<topic>-value` (if needed) and caches it, so encodes for `topic`
+    /// need no network afterwards; returns its id. Call it at startup for every topic written or
+    /// read: the id tells which records have exactly this schema (see [`AvroCodec::decode_direct`]).
+    pub async fn prepare(&self, topic: &str, schema: &'static str) -> Result<u32, CodecError> {
         let strategy = self.strategy(topic, schema);
         let subject = strategy.get_subject().map_err(|e| CodecError::Invalid(e.to_string()))?;
-        self.encoder.get_schema_and_id(&subject, (*strategy).clone()).await.map(|_| ()).map_err(|e| self.classify(e))
+        self.encoder
+            .get_schema_and_id(&subject, (*strategy).clone())
+            .await
+            .map(|registered| registered.id)
+            .map_err(|e| self.classify(e))
+    }
+
+    /// A record in Confluent's wire format with schema `id`, its datum written by `write`.
+    pub fn encode_direct(id: u32, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(0);
+        out.extend_from_slice(&id.to_be_bytes());
+        write(&mut out);
+        out
+    }
+
+    /// Decodes a consumed message: directly with `read` when it carries schema `id` (ours),
+    /// otherwise through the registry with `generic` (an older or newer compatible writer).
+    pub async fn decode_direct<T>(
+        &self,
+        message: &Incoming,
+        id: u32,
+        read: impl FnOnce(&[u8]) -> Result<T, String>,
+        generic: impl FnOnce(Value) -> Result<T, String>,
+    ) -> Result<T, HandleError> {
+        match message.payload.as_deref() {
+            Some([0, a, b, c, d, datum @ ..]) if u32::from_be_bytes([*a, *b, *c, *d]) == id => {
+                read(datum).map_err(HandleError::permanent)
+            }
+            _ => generic(self.decode_message(message).await?).map_err(HandleError::permanent),
+        }
     }
 
     /// Encodes `value` with `schema` (registered under `<topic>-value` on first use).
@@ -139,5 +170,48 @@ impl AvroCodec {
         } else {
             CodecError::Invalid(text)
         }
+    }
+}
+
+/// Reads a datum of our own schema directly (see [`AvroCodec::decode_direct`]).
+pub type ReadDirect<T> = fn(&[u8]) -> Result<T, String>;
+
+/// A handler that decodes every record and hands the result to `apply`: what a read model of a
+/// topic (a projection, a job status book) needs. Records with the schema id given to
+/// [`Apply::direct`] are read directly, others through the registry and `parse`. A record that
+/// cannot be read goes to the dead-letter topic.
+pub struct Apply<T, F> {
+    codec: AvroCodec,
+    direct: Option<(u32, ReadDirect<T>)>,
+    parse: fn(Value) -> Result<T, String>,
+    apply: F,
+}
+
+impl<T, F> Apply<T, F> {
+    pub fn new(codec: AvroCodec, parse: fn(Value) -> Result<T, String>, apply: F) -> Self {
+        Self { codec, direct: None, parse, apply }
+    }
+
+    /// Reads records carrying schema `id` with `read` (see [`AvroCodec::decode_direct`]).
+    pub fn direct(mut self, id: u32, read: ReadDirect<T>) -> Self {
+        self.direct = Some((id, read));
+        self
+    }
+}
+
+impl<T, F> std::fmt::Debug for Apply<T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Apply").field("type", &std::any::type_name::<T>()).finish_non_exhaustive()
+    }
+}
+
+impl<T: Send, F: Fn(T) + Send + Sync> crate::kafka::Handler for Apply<T, F> {
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        let item = match self.direct {
+            Some((id, read)) => self.codec.decode_direct(message, id, read, self.parse).await?,
+            None => (self.parse)(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?,
+        };
+        (self.apply)(item);
+        Ok(())
     }
 }

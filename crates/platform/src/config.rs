@@ -27,6 +27,18 @@ pub struct KafkaConfig {
     #[arg(long = "kafka-linger-ms", env = "KAFKA_LINGER_MS", default_value_t = 5)]
     pub linger_ms: u64,
 
+    /// Compression of produced batches: none, lz4, zstd, snappy or gzip.
+    #[arg(long = "kafka-compression", env = "KAFKA_COMPRESSION", default_value = "lz4")]
+    pub compression: String,
+
+    /// A fetch waits for this much data (or `fetch-wait-max-ms`): fewer, fuller fetches.
+    #[arg(long = "kafka-fetch-min-bytes", env = "KAFKA_FETCH_MIN_BYTES", default_value_t = 1)]
+    pub fetch_min_bytes: u32,
+
+    /// The longest a fetch waits for `fetch-min-bytes`: the latency it may add to a hop.
+    #[arg(long = "kafka-fetch-wait-max-ms", env = "KAFKA_FETCH_WAIT_MAX_MS", default_value_t = 100)]
+    pub fetch_wait_max_ms: u32,
+
     /// Consumer session timeout: a crashed consumer's partitions move after this long.
     #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,

@@ -86,6 +86,7 @@ impl ServiceBase {
             .await
             .with_context(|| format!("cannot listen on {admin_addr} (admin: health, metrics)"))?;
         let admin_addr = admin.local_addr()?;
+        crate::telemetry::prometheus();
         let health = Health::new(name);
         health.not_ready("kafka", "connecting");
         let cluster = kafka::check_connection(kafka_config).await?;

@@ -23,6 +23,8 @@ pub fn init(config: &TelemetryConfig) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    // Install the recorder now: metrics recorded before it exists are lost.
+    prometheus();
 }
 
 /// The process's Prometheus handle, installing the recorder on first use.

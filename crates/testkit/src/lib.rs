@@ -1,4 +1,4 @@
-//! A whole system for integration tests: user-service, gateways and an import worker in this
+//! A whole system for integration tests: user-service, gateways, an import and an export worker in this
 //! process, on fresh topics, a fresh consumer group and a fresh blob directory, against the real
 //! local broker and schema registry (`just infra-up`, or `just test`).
 
@@ -47,6 +47,7 @@ pub struct TestSystem {
     pub options: Options,
     pub user_service: Option<Running>,
     pub import_worker: Option<Running>,
+    pub export_worker: Option<Running>,
     pub gateway: Gateway,
     pub client: reqwest::Client,
 }
@@ -59,6 +60,7 @@ pub struct Options {
     /// Shared by the gateway and the import worker, fresh per system.
     pub blob_dir: PathBuf,
     pub import_worker: bool,
+    pub export_worker: bool,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             max_import_bytes: 1 << 30,
             blob_dir: std::env::temp_dir().join(unique("test-blobs")),
             import_worker: false,
+            export_worker: false,
         }
     }
 }
@@ -79,6 +82,8 @@ fn topics() -> TopicsConfig {
     topics.user_replies = unique("test-replies");
     topics.import_requests = unique("test-import-requests");
     topics.import_status = unique("test-import-status");
+    topics.export_requests = unique("test-export-requests");
+    topics.export_status = unique("test-export-status");
     topics.dead_letters = unique("test-dlq");
     topics
 }
@@ -101,7 +106,18 @@ impl TestSystem {
         let gateway = start_gateway(&topics, &options).await;
         let import_worker =
             if options.import_worker { Some(start_import_worker(&topics, &options).await) } else { None };
-        Self { topics, group, options, user_service, import_worker, gateway, client: reqwest::Client::new() }
+        let export_worker =
+            if options.export_worker { Some(start_export_worker(&topics, &options).await) } else { None };
+        Self {
+            topics,
+            group,
+            options,
+            user_service,
+            import_worker,
+            export_worker,
+            gateway,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub async fn stop_user_service(&mut self) {
@@ -113,6 +129,17 @@ impl TestSystem {
     pub async fn start_user_service(&mut self) {
         assert!(self.user_service.is_none(), "already running");
         self.user_service = Some(start_user_service(&self.topics, &self.group).await);
+    }
+
+    pub async fn stop_export_worker(&mut self) {
+        if let Some(running) = self.export_worker.take() {
+            running.stop().await;
+        }
+    }
+
+    pub async fn start_export_worker(&mut self) {
+        assert!(self.export_worker.is_none(), "already running");
+        self.export_worker = Some(start_export_worker(&self.topics, &self.options).await);
     }
 
     /// Replaces the gateway by a fresh instance (rebuilding its projection).
@@ -127,7 +154,7 @@ impl TestSystem {
         start_gateway(&self.topics, &self.options).await
     }
 
-    /// The environment an import-worker process needs to join this system.
+    /// The environment an import-worker or export-worker process needs to join this system.
     pub fn worker_env(&self) -> Vec<(&'static str, String)> {
         let t = &self.topics;
         vec![
@@ -138,14 +165,18 @@ impl TestSystem {
             ("TOPIC_USER_REPLIES", t.user_replies.clone()),
             ("TOPIC_IMPORT_REQUESTS", t.import_requests.clone()),
             ("TOPIC_IMPORT_STATUS", t.import_status.clone()),
+            ("TOPIC_EXPORT_REQUESTS", t.export_requests.clone()),
+            ("TOPIC_EXPORT_STATUS", t.export_status.clone()),
             ("TOPIC_DEAD_LETTERS", t.dead_letters.clone()),
             ("IMPORT_WORKER_CONSUMER_GROUP", format!("{}-imports", self.group)),
+            ("EXPORT_WORKER_ADMIN_ADDR", "127.0.0.1:0".into()),
+            ("EXPORT_WORKER_CONSUMER_GROUP", format!("{}-exports", self.group)),
         ]
     }
 
     pub async fn stop(self) {
         self.gateway.stop().await;
-        for running in [self.import_worker, self.user_service].into_iter().flatten() {
+        for running in [self.import_worker, self.export_worker, self.user_service].into_iter().flatten() {
             running.stop().await;
         }
         let _ = std::fs::remove_dir_all(&self.options.blob_dir);
@@ -244,6 +275,19 @@ async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.progress_interval_ms = 100;
     let shutdown = Shutdown::new();
     let app = import_worker::Application::build(config, shutdown.clone()).await.expect("import-worker starts");
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    Running { shutdown, task }
+}
+
+async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Running {
+    let mut config = export_worker::Config::try_parse_from(["export-worker"]).expect("defaults");
+    config.admin_addr = "127.0.0.1:0".parse().expect("addr");
+    config.topics = topics.clone();
+    config.consumer_group = unique("test-export-worker");
+    config.blobs.dir = options.blob_dir.clone();
+    config.progress_interval_ms = 100;
+    let shutdown = Shutdown::new();
+    let app = export_worker::Application::build(config, shutdown.clone()).await.expect("export-worker starts");
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     Running { shutdown, task }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Existed once, removed for good (an expired export).
+    #[error("{0}")]
+    Gone(String),
     /// Kafka or the schema registry cannot be reached; the cause is logged.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
@@ -82,6 +85,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "urn:problem:payload-too-large", "Payload Too Large")
             }
+            Self::Gone(_) => (StatusCode::GONE, "urn:problem:gone", "Gone"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:unavailable", "Service Unavailable"),
         }
     }

@@ -2,29 +2,31 @@
 //!
 //! Writes become Avro commands on Kafka; user-service's replies come back over the replies
 //! topic ([`commands`]). Reads are answered from the gateway's own projection of the user events
-//! ([`projection`]), rebuilt from the beginning of the events topic on every start; a write
+//! (`projection`), rebuilt from the beginning of the events topic on every start; a write
 //! answers only once that projection shows it, so a read through the same gateway right after
 //! sees it.
 //!
 //! - [`config`]: environment configuration;
-//! - [`http`]: the routes (`/users`, `/imports`, `/commands/{id}`, health);
-//! - `imports`: uploads to blob storage, import announcements and the import status view;
+//! - [`http`]: the routes (`/users`, `/imports`, `/exports`, `/commands/{id}`, health);
+//! - `imports`, `exports`: uploads and downloads through blob storage, job announcements and the
+//!   job status views (`jobs`);
 //! - [`error`]: the problem+json error type;
 //! - [`Application`]: startup and the run loop until SIGTERM/Ctrl-C.
 
 pub mod commands;
 pub mod config;
 pub mod error;
+mod exports;
 pub mod http;
 mod imports;
-pub mod projection;
+mod jobs;
+mod projection;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use domain::avro::schemas;
-use domain::import::ImportBook;
 use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
@@ -35,9 +37,10 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use commands::{CommandBus, Replies};
+use exports::Exports;
 use http::AppState;
-use imports::{ApplyStatus, Imports};
-use projection::ApplyEvents;
+use imports::Imports;
+use jobs::Jobs;
 
 /// A started gateway: listeners bound, projection caught up, replies followed.
 #[derive(Debug)]
@@ -60,6 +63,8 @@ impl Application {
             (&config.topics.user_commands, schemas::USER_COMMAND),
             (&config.topics.import_requests, schemas::IMPORT_REQUEST),
             (&config.topics.import_status, schemas::IMPORT_STATUS),
+            (&config.topics.export_requests, schemas::EXPORT_REQUEST),
+            (&config.topics.export_status, schemas::EXPORT_STATUS),
         ] {
             base.codec.prepare(topic, schema).await?;
         }
@@ -68,7 +73,8 @@ impl Application {
 
         base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
-        let handler = ApplyEvents { users: users.clone(), codec: base.codec.clone() };
+        let events_id = base.codec.prepare(&config.topics.user_events, schemas::USER_EVENT).await?;
+        let handler = projection::apply_events(&users, &base.codec, events_id);
         let events = Tail::start(&config.kafka, &config.topics.user_events, StartAt::Beginning).await?;
         let projection = events.follow(handler, shutdown.clone()).await?;
         base.health.ready("projection", "caught up with the user events");
@@ -87,24 +93,40 @@ impl Application {
         replies.follow(Replies(bus.clone()), shutdown.clone()).await?;
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
-        let book = ImportBook::default();
-        let statuses = Tail::start(&config.kafka, &config.topics.import_status, StartAt::Beginning).await?;
-        let statuses =
-            statuses.follow(ApplyStatus { book: book.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        let job_timeout = Duration::from_millis(config.command_timeout_ms);
+        let (codec, producer) = (&base.codec, &base.producer);
         let imports = Imports {
-            book,
-            positions: statuses.positions,
-            blobs,
-            codec: base.codec.clone(),
-            producer: base.producer.clone(),
+            jobs: Jobs::follow(
+                &config.kafka,
+                &config.topics.import_status,
+                codec,
+                producer,
+                job_timeout,
+                shutdown.clone(),
+            )
+            .await?,
+            blobs: blobs.clone(),
             requests_topic: config.topics.import_requests.clone(),
             status_topic: config.topics.import_status.clone(),
             max_bytes: config.max_import_bytes,
-            timeout: Duration::from_millis(config.command_timeout_ms),
+        };
+        let exports = Exports {
+            jobs: Jobs::follow(
+                &config.kafka,
+                &config.topics.export_status,
+                codec,
+                producer,
+                job_timeout,
+                shutdown.clone(),
+            )
+            .await?,
+            blobs,
+            requests_topic: config.topics.export_requests.clone(),
+            status_topic: config.topics.export_status.clone(),
         };
 
         tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
-        let state = AppState { users, positions: projection.positions, bus, imports };
+        let state = AppState { users, positions: projection.positions, bus, imports, exports };
         Ok(Self { base, listener, config, state })
     }
 

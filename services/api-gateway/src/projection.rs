@@ -4,21 +4,17 @@
 use domain::avro::AvroRecord;
 use domain::event::EventEnvelope;
 use domain::view::UserView;
-use platform::avro::AvroCodec;
-use platform::kafka::{HandleError, Handler, Incoming};
+use domain::wire::Wire;
+use platform::avro::{Apply, AvroCodec};
+use platform::kafka::Handler;
 
-/// Applies events to the view (idempotent: a replayed event changes nothing).
-#[derive(Debug)]
-pub(crate) struct ApplyEvents {
-    pub(crate) users: UserView,
-    pub(crate) codec: AvroCodec,
-}
-
-impl Handler for ApplyEvents {
-    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let envelope =
-            EventEnvelope::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        self.users.apply(&envelope.event);
-        Ok(())
-    }
+/// Applies events to `users` (idempotent: a replayed event changes nothing); `id` is our event
+/// schema's registry id, whose records take the direct codec.
+pub(crate) fn apply_events(users: &UserView, codec: &AvroCodec, id: u32) -> impl Handler + 'static {
+    let users = users.clone();
+    let apply = move |envelope: EventEnvelope| {
+        users.apply(&envelope.event);
+        metrics::gauge!("projection_users").set(users.len() as f64);
+    };
+    Apply::new(codec.clone(), EventEnvelope::parse_value, apply).direct(id, EventEnvelope::read)
 }

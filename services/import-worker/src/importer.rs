@@ -17,6 +17,7 @@ use domain::import::{ImportBook, ImportMode, ImportRequest, ImportState, ImportS
 use domain::import_file::{FileError, Row, RowError};
 use domain::reply::{Outcome, Reply};
 use domain::time::Timestamp;
+use domain::wire::Wire;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use platform::avro::AvroCodec;
@@ -25,6 +26,7 @@ use platform::kafka::{HandleError, Producer, Record};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::SchemaIds;
 use crate::reader::{self, Read};
 use crate::replies::{REQUESTER, Router};
 
@@ -40,6 +42,7 @@ pub(crate) struct Limits {
 #[derive(Debug, Clone)]
 pub(crate) struct Importer {
     pub(crate) codec: AvroCodec,
+    pub(crate) ids: SchemaIds,
     pub(crate) producer: Producer,
     pub(crate) blobs: BlobStore,
     pub(crate) book: ImportBook,
@@ -208,12 +211,9 @@ impl Importer {
             issued_at: Timestamp::now(),
             command: Command::Batch(items),
         };
-        let (codec, producer, topic) = (self.codec.clone(), self.producer.clone(), self.commands_topic.clone());
+        let bytes = AvroCodec::encode_direct(self.ids.commands, |out| envelope.write(out));
+        let (producer, topic) = (self.producer.clone(), self.commands_topic.clone());
         async move {
-            let bytes = codec
-                .encode(&topic, schemas::USER_COMMAND, envelope.to_avro())
-                .await
-                .map_err(HandleError::retryable)?;
             let key = command_id.to_string();
             producer.send(Record::new(&topic, &bytes).key(key.as_bytes())).await.map_err(HandleError::retryable)?;
             Ok(())

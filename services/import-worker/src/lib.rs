@@ -25,7 +25,7 @@ use std::time::Duration;
 use domain::avro::{AvroRecord, schemas};
 use domain::import::{ImportBook, ImportRequest, ImportStatus};
 use platform::Shutdown;
-use platform::avro::AvroCodec;
+use platform::avro::{Apply, AvroCodec};
 use platform::blobs::BlobStore;
 use platform::kafka::{Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
 use platform::service::ServiceBase;
@@ -34,6 +34,13 @@ pub use config::Config;
 
 use importer::{Importer, Limits};
 use replies::{Replies, Router};
+
+/// The registry ids of the schemas on the hot path: such records take the direct codec.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SchemaIds {
+    pub(crate) commands: u32,
+    pub(crate) replies: u32,
+}
 
 /// A started import-worker: status book caught up, replies followed.
 #[derive(Debug)]
@@ -50,20 +57,28 @@ impl Application {
                 .await?;
         let blobs = BlobStore::open(&config.blobs)?;
         tracing::info!(dir = %blobs.root().display(), "blob storage");
-        for (topic, schema) in [
-            (&config.topics.user_commands, schemas::USER_COMMAND),
-            (&config.topics.import_status, schemas::IMPORT_STATUS),
-        ] {
-            base.codec.prepare(topic, schema).await?;
-        }
+        base.codec.prepare(&config.topics.import_status, schemas::IMPORT_STATUS).await?;
+        let ids = SchemaIds {
+            commands: base.codec.prepare(&config.topics.user_commands, schemas::USER_COMMAND).await?,
+            replies: base.codec.prepare(&config.topics.user_replies, schemas::USER_REPLY).await?,
+        };
         let book = ImportBook::default();
         let statuses = Tail::start(&config.kafka, &config.topics.import_status, StartAt::Beginning).await?;
-        statuses.follow(ApplyStatus { book: book.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        let book_ = book.clone();
+        statuses
+            .follow(
+                Apply::new(base.codec.clone(), ImportStatus::parse_value, move |s| book_.apply(s)),
+                shutdown.clone(),
+            )
+            .await?;
         let router = Router::default();
         let replies = Tail::start(&config.kafka, &config.topics.user_replies, StartAt::End).await?;
-        replies.follow(Replies { router: router.clone(), codec: base.codec.clone() }, shutdown.clone()).await?;
+        replies
+            .follow(Replies { router: router.clone(), codec: base.codec.clone(), id: ids.replies }, shutdown.clone())
+            .await?;
         let importer = Importer {
             codec: base.codec.clone(),
+            ids,
             producer: base.producer.clone(),
             blobs,
             book,
@@ -111,20 +126,6 @@ impl Handler for ImportRequests {
         let request =
             ImportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
         self.importer.run(request).await
-    }
-}
-
-struct ApplyStatus {
-    book: ImportBook,
-    codec: AvroCodec,
-}
-
-impl Handler for ApplyStatus {
-    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let status =
-            ImportStatus::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        self.book.apply(status);
-        Ok(())
     }
 }
 

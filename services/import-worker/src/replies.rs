@@ -6,6 +6,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use domain::avro::AvroRecord;
 use domain::reply::{Outcome, REQUESTER_HEADER, Reply};
+use domain::wire::Wire;
 use platform::avro::AvroCodec;
 use platform::kafka::{HandleError, Handler, Incoming};
 use tokio::sync::mpsc;
@@ -37,6 +38,8 @@ impl Router {
 pub(crate) struct Replies {
     pub(crate) router: Router,
     pub(crate) codec: AvroCodec,
+    /// The id of our reply schema: such records take the direct codec.
+    pub(crate) id: u32,
 }
 
 impl Handler for Replies {
@@ -44,7 +47,7 @@ impl Handler for Replies {
         if message.header(REQUESTER_HEADER) != Some(REQUESTER.as_bytes()) {
             return Ok(());
         }
-        let reply = Reply::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        let reply = self.codec.decode_direct(message, self.id, Reply::read, Reply::parse_value).await?;
         if let (Outcome::Batch(_), Some(route)) = (&reply.outcome, self.router.routes.get(&reply.correlation_id)) {
             let _ = route.send(reply);
         }

@@ -14,18 +14,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use domain::avro::{AvroRecord, schemas};
+use domain::avro::AvroRecord;
 use domain::command::{Command, CommandEnvelope};
 use domain::decide::{Decision, decide, decide_item};
 use domain::event::EventEnvelope;
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
-use futures::future::join_all;
+use domain::wire::Wire;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use platform::Shutdown;
 use platform::avro::AvroCodec;
 use platform::kafka::{BatchHandler, HandleError, Incoming, Producer, Record};
 use uuid::Uuid;
 
+use crate::SchemaIds;
 use crate::state::{Recorded, State};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -40,6 +43,7 @@ pub(crate) struct Topics {
 pub(crate) struct CommandHandler {
     pub(crate) state: State,
     pub(crate) codec: AvroCodec,
+    pub(crate) ids: SchemaIds,
     pub(crate) producer: Producer,
     pub(crate) topics: Topics,
     /// Triggered, with `failed` set, when memory got ahead of the log.
@@ -69,69 +73,60 @@ impl CommandHandler {
         format!("{what}: {error}").into()
     }
 
-    async fn decide_one(&self, envelope: CommandEnvelope) -> Result<Decided, BoxError> {
+    fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Decided {
+        let correlation_id = envelope.correlation_id;
+        let users = &self.state.users;
         let mut events = Vec::new();
         match &envelope.command {
             Command::Batch(items) => {
                 for item in items {
-                    let decision = decide_item(item, &self.state.users, Timestamp::now(), Uuid::now_v7());
-                    if let Some(event) = self.apply(item.command_id, envelope.correlation_id, decision).await? {
-                        events.push(event);
-                    }
+                    let decide = || decide_item(item, users, now, Uuid::now_v7());
+                    events.extend(self.settle(item.command_id, correlation_id, now, decide));
                 }
             }
             command => {
-                let decision = decide(command, &self.state.users, Timestamp::now(), Uuid::now_v7());
-                events.extend(self.apply(envelope.command_id, envelope.correlation_id, decision).await?);
+                let decide = || decide(command, users, now, Uuid::now_v7());
+                events.extend(self.settle(envelope.command_id, correlation_id, now, decide));
             }
         }
-        Ok(Decided { envelope, events })
+        Decided { envelope, events }
     }
 
-    /// Applies the decision for `command_id` (unless it was decided before: a redelivery) and
-    /// returns its event to publish, if any.
-    async fn apply(
+    /// Decides and applies `command_id` unless it was decided before (a redelivery); returns
+    /// its event to publish, if it changed something.
+    fn settle(
         &self,
         command_id: Uuid,
         correlation_id: Uuid,
-        decision: Decision,
-    ) -> Result<Option<PendingEvent>, BoxError> {
+        now: Timestamp,
+        decide: impl FnOnce() -> Decision,
+    ) -> Option<PendingEvent> {
         if self.state.outcome(command_id).is_some() {
             metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
-            return Ok(None);
+            return None;
         }
-        match decision {
+        match decide() {
             Decision::Apply(event) => {
                 let user_id = event.user_id();
-                let record = EventEnvelope {
-                    event_id: Uuid::now_v7(),
-                    command_id,
-                    correlation_id,
-                    occurred_at: Timestamp::now(),
-                    event,
-                };
+                let record =
+                    EventEnvelope { event_id: Uuid::now_v7(), command_id, correlation_id, occurred_at: now, event };
                 self.state.users.apply(&record.event);
                 // Provisional until the event's position is known; a duplicate of this command
                 // later in the batch already counts as decided.
                 self.state.record(command_id, Recorded::Accepted { user_id, event: None });
-                // The schema was registered at startup: this encode needs no network.
-                let bytes = self
-                    .codec
-                    .encode(&self.topics.events, schemas::USER_EVENT, record.to_avro())
-                    .await
-                    .map_err(|e| self.fail_stop("encoding an event", &e))?;
+                let bytes = AvroCodec::encode_direct(self.ids.events, |out| record.write(out));
                 metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
-                Ok(Some(PendingEvent { command_id, user_id, bytes }))
+                Some(PendingEvent { command_id, user_id, bytes })
             }
             Decision::Unchanged(user) => {
                 self.state.record(command_id, Recorded::Accepted { user_id: user.id, event: None });
                 metrics::counter!("user_commands_total", "outcome" => "unchanged").increment(1);
-                Ok(None)
+                None
             }
             Decision::Reject(rejection) => {
                 metrics::counter!("user_commands_total", "outcome" => rejection.reason.as_str()).increment(1);
                 self.state.record(command_id, Recorded::Rejected(rejection));
-                Ok(None)
+                None
             }
         }
     }
@@ -175,10 +170,10 @@ impl BatchHandler for CommandHandler {
         let mut results: Vec<Result<(), String>> = Vec::with_capacity(batch.len());
         let mut commands = Vec::with_capacity(batch.len());
         for message in batch {
-            let decoded = match self.codec.decode_message(message).await {
-                Ok(value) => CommandEnvelope::from_avro(value).map_err(HandleError::permanent),
-                Err(error) => Err(error),
-            };
+            let decoded = self
+                .codec
+                .decode_direct(message, self.ids.commands, CommandEnvelope::read, CommandEnvelope::parse_value)
+                .await;
             match decoded {
                 Ok(envelope) => {
                     commands.push(envelope);
@@ -190,10 +185,8 @@ impl BatchHandler for CommandHandler {
         }
 
         // 2. Decide, in order.
-        let mut decided = Vec::with_capacity(commands.len());
-        for command in commands {
-            decided.push(self.decide_one(command).await?);
-        }
+        let now = Timestamp::now();
+        let decided: Vec<Decided> = commands.into_iter().map(|c| self.decide_one(c, now)).collect();
 
         // 3. Publish the events and wait for all of them.
         let sends = decided.iter().flat_map(|d| &d.events).map(|event| async move {
@@ -201,7 +194,8 @@ impl BatchHandler for CommandHandler {
             let record = Record::new(&self.topics.events, &event.bytes).key(key.as_bytes());
             (event, self.producer.send(record).await)
         });
-        for (event, delivered) in join_all(sends).await {
+        let mut sends: FuturesUnordered<_> = sends.collect();
+        while let Some((event, delivered)) = sends.next().await {
             let delivered = delivered.map_err(|e| self.fail_stop("publishing an event", &e))?;
             let position = Some(EventPosition { partition: delivered.partition, offset: delivered.offset });
             self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: position });
@@ -212,7 +206,7 @@ impl BatchHandler for CommandHandler {
         let mut replies = Vec::with_capacity(decided.len());
         for d in &decided {
             let reply = self.reply_for(&d.envelope);
-            let bytes = self.codec.encode(&self.topics.replies, schemas::USER_REPLY, reply.to_avro()).await?;
+            let bytes = AvroCodec::encode_direct(self.ids.replies, |out| reply.write(out));
             replies.push((reply, bytes));
         }
         let sends = replies.iter().map(|(reply, bytes)| async move {
@@ -222,7 +216,8 @@ impl BatchHandler for CommandHandler {
                 .header(REQUESTER_HEADER, reply.requester.as_bytes());
             self.producer.send(record).await
         });
-        for delivered in join_all(sends).await {
+        let mut sends: FuturesUnordered<_> = sends.collect();
+        while let Some(delivered) = sends.next().await {
             delivered?;
         }
         Ok(results)

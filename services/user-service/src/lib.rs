@@ -36,6 +36,16 @@ pub struct Application {
     base: ServiceBase,
     config: Config,
     state: State,
+    ids: SchemaIds,
+}
+
+/// The registry ids of the schemas this service reads and writes: records with exactly these
+/// take the direct codec (`domain::wire`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SchemaIds {
+    pub(crate) commands: u32,
+    pub(crate) events: u32,
+    pub(crate) replies: u32,
 }
 
 impl Application {
@@ -44,15 +54,16 @@ impl Application {
             ServiceBase::build("user-service", config.admin_addr, &config.kafka, &config.topics, &config.registry)
                 .await?;
         base.health.not_ready("state", "rebuilding from Kafka");
-        for (topic, schema) in
-            [(&config.topics.user_events, schemas::USER_EVENT), (&config.topics.user_replies, schemas::USER_REPLY)]
-        {
-            base.codec.prepare(topic, schema).await?;
-        }
+        let ids = SchemaIds {
+            commands: base.codec.prepare(&config.topics.user_commands, schemas::USER_COMMAND).await?,
+            events: base.codec.prepare(&config.topics.user_events, schemas::USER_EVENT).await?,
+            replies: base.codec.prepare(&config.topics.user_replies, schemas::USER_REPLY).await?,
+        };
         let state =
-            State::rebuild(&config.kafka, &base.codec, &config.topics.user_events, &config.topics.user_replies).await?;
+            State::rebuild(&config.kafka, &base.codec, ids, &config.topics.user_events, &config.topics.user_replies)
+                .await?;
         base.health.ready("state", format!("{} users", state.users.len()));
-        Ok(Self { base, config, state })
+        Ok(Self { base, config, state, ids })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -66,6 +77,7 @@ impl Application {
         let handler = CommandHandler {
             state: self.state,
             codec: self.base.codec.clone(),
+            ids: self.ids,
             producer: self.base.producer.clone(),
             topics: Topics {
                 events: self.config.topics.user_events.clone(),

@@ -157,7 +157,7 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// Creates the consumer and subscribes; partitions are assigned once `run` polls.
     pub fn new(config: &KafkaConfig, settings: ConsumerSettings, dead_letters: Producer) -> KafkaResult<Self> {
-        let inner: StreamConsumer<CommitOnRevoke> = super::client_config(config, &settings.group_id)
+        let inner: StreamConsumer<CommitOnRevoke> = super::consumer_config(config, &settings.group_id)
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", config.auto_commit_interval_ms.to_string())

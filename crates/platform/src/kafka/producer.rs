@@ -84,7 +84,7 @@ impl Producer {
             .set("acks", "all")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("linger.ms", config.linger_ms.to_string())
-            .set("compression.type", "lz4")
+            .set("compression.type", &config.compression)
             .create()
             .map_err(ProduceError::Create)?;
         Ok(Self { inner, queue_timeout: config.message_timeout() })

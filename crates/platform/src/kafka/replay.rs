@@ -19,7 +19,7 @@ where
     S: Send + 'static,
     F: FnMut(&mut S, Incoming) + Send + 'static,
 {
-    let consumer: BaseConsumer = super::client_config(config, "replay")
+    let consumer: BaseConsumer = super::consumer_config(config, "replay")
         // No group membership and no commits: this reader only looks.
         .set("group.id", "replay-unused")
         .set("enable.auto.commit", "false")

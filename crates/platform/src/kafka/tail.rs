@@ -73,7 +73,11 @@ impl Positions {
             *entry = next;
         }
         drop(entry);
-        self.changed.send_modify(|generation| *generation = generation.wrapping_add(1));
+        // Waiters subscribe before they look at the positions, so one that could miss this
+        // change is already counted here.
+        if self.changed.receiver_count() > 0 {
+            self.changed.send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
     }
 }
 
@@ -107,7 +111,7 @@ impl std::fmt::Debug for Tail {
 
 impl Tail {
     pub async fn start(config: &KafkaConfig, topic: &str, start_at: StartAt) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = super::client_config(config, &format!("tail-{topic}"))
+        let consumer: StreamConsumer = super::consumer_config(config, &format!("tail-{topic}"))
             // Never joins a group or commits: it only reads, from where it is told.
             .set("group.id", "tail-unused")
             .set("enable.auto.commit", "false")

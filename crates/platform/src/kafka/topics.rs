@@ -37,6 +37,14 @@ pub struct TopicsConfig {
     #[arg(long = "topic-import-status", env = "TOPIC_IMPORT_STATUS", default_value = "imports.status")]
     pub import_status: String,
 
+    /// Export requests, one per export.
+    #[arg(long = "topic-export-requests", env = "TOPIC_EXPORT_REQUESTS", default_value = "exports.requests")]
+    pub export_requests: String,
+
+    /// The latest status of every export (compacted, keyed by export id).
+    #[arg(long = "topic-export-status", env = "TOPIC_EXPORT_STATUS", default_value = "exports.status")]
+    pub export_status: String,
+
     /// Messages a consumer can never process, with the reason in headers.
     #[arg(long = "topic-dead-letters", env = "TOPIC_DEAD_LETTERS", default_value = "dead-letters")]
     pub dead_letters: String,
@@ -63,6 +71,8 @@ impl TopicsConfig {
             topic(&self.user_replies).retention_ms(DAY_MS),
             topic(&self.import_requests).retention_ms(7 * DAY_MS),
             topic(&self.import_status).compacted(),
+            topic(&self.export_requests).retention_ms(7 * DAY_MS),
+            topic(&self.export_status).compacted(),
             topic(&self.dead_letters).retention_ms(30 * DAY_MS),
         ]
     }
@@ -265,6 +275,8 @@ mod tests {
             user_replies: "r".into(),
             import_requests: "ir".into(),
             import_status: "is".into(),
+            export_requests: "er".into(),
+            export_status: "es".into(),
             dead_letters: "d".into(),
             partitions: 6,
             replication_factor: 3,
@@ -274,7 +286,7 @@ mod tests {
     #[test]
     fn the_catalog_applies_the_configured_sizing_to_every_topic() {
         let catalog = defaults().catalog();
-        assert_eq!(catalog.len(), 6);
+        assert_eq!(catalog.len(), 8);
         assert!(catalog.iter().all(|t| t.partitions == 6 && t.replication_factor == 3));
     }
 

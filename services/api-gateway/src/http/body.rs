@@ -2,6 +2,7 @@
 //! 422 answer instead of failing at the first.
 
 use domain::command::{CreateUser, UpdateUser};
+use domain::export::ExportSpec;
 use domain::user::{Age, Email, FieldError, Name, NewUser};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -93,6 +94,48 @@ pub(crate) fn update(user_id: Uuid, expected_version: Option<u64>, body: &Value)
     Ok(UpdateUser { user_id, email, name, age, expected_version })
 }
 
+/// `POST /exports`: every filter and the column list are optional; the domain checks values.
+pub(crate) fn export(body: &Value) -> Result<ExportSpec, ApiError> {
+    let map = object(body)?;
+    let mut errors = Vec::new();
+    let fields = ["q", "email_domain", "min_age", "max_age", "created_after", "created_before", "columns"];
+    unknown_fields(map, &fields, &mut errors);
+    let mut text = |name: &str| match map.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.push(FieldError::new(name, "invalid_type", format!("{name} must be a string")));
+            None
+        }
+    };
+    let (q, email_domain) = (text("q"), text("email_domain"));
+    let (created_after, created_before) = (text("created_after"), text("created_before"));
+    let mut number = |name: &str| match map.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
+        Some(_) => {
+            errors.push(FieldError::new(name, "invalid_type", format!("{name} must be a whole number")));
+            None
+        }
+    };
+    let (min_age, max_age) = (number("min_age"), number("max_age"));
+    let columns = match map.get("columns") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(list)) => Some(list.split(',').map(str::to_owned).collect()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Some(items.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+        }
+        Some(_) => {
+            errors.push(FieldError::new("columns", "invalid_type", "columns must be a list of column names"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    Ok(ExportSpec { q, email_domain, min_age, max_age, created_after, created_before, columns })
+}
+
 /// The version an `If-Match` header asks for: `"3"`, `W/"3"` or `3`; `*` asks for none.
 /// Anything else can never match.
 pub(crate) fn if_match(header: Option<&str>) -> Result<Option<u64>, ApiError> {
@@ -148,6 +191,16 @@ mod tests {
     #[test]
     fn a_body_that_is_not_an_object_is_a_bad_request() {
         assert!(matches!(create(&json!([1])), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn an_export_spec_takes_columns_as_a_list_or_a_comma_string() {
+        let spec = export(&json!({"columns": "email, name", "min_age": 18, "q": null})).unwrap();
+        assert_eq!((spec.columns.unwrap().len(), spec.min_age, spec.q), (2, Some(18), None));
+        let spec = export(&json!({"columns": ["id"]})).unwrap();
+        assert_eq!(spec.columns.unwrap(), ["id"]);
+        let errors = fields(export(&json!({"min_age": "18", "columns": [1], "sort": "x", "q": 3})).unwrap_err());
+        assert_eq!(errors, ["sort:unknown", "q:invalid_type", "min_age:invalid_type", "columns:invalid_type"]);
     }
 
     #[test]

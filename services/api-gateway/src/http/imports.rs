@@ -23,9 +23,6 @@ use uuid::Uuid;
 use super::AppState;
 use crate::error::ApiError;
 
-const DEFAULT_LIST: usize = 20;
-const MAX_LIST: usize = 100;
-
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/imports", get(list).post(upload))
@@ -56,7 +53,7 @@ fn status_json(status: &ImportStatus) -> Value {
 }
 
 fn import_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("import {raw} not found")))
+    super::job_id(raw, "import")
 }
 
 fn file_name(headers: &HeaderMap) -> Option<String> {
@@ -153,14 +150,14 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
 
 async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = import_id(&id)?;
-    let status = app.imports.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
+    let status = app.imports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
     Ok(Json(status_json(&status)).into_response())
 }
 
 /// `GET /imports/{id}/errors`: the rejected rows as CSV (line, field, code, message).
 async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = import_id(&id)?;
-    let status = app.imports.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
+    let status = app.imports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
     let Some(blob) = status.errors_blob.filter(|_| status.state.is_finished()) else {
         return Err(ApiError::Conflict(format!(
             "import {id} is {}: its error report is not ready",
@@ -168,15 +165,7 @@ async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<R
         )));
     };
     let path = app.imports.blobs.path(&blob).map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("cannot open the error report {}: {e}", path.display())))?;
-    let disposition = format!("attachment; filename=\"import-{id}-errors.csv\"");
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
-        (header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).expect("ascii")),
-    ];
-    Ok((headers, Body::from_stream(tokio_util::io::ReaderStream::new(file))).into_response())
+    super::send_csv(&path, &format!("import-{id}-errors.csv"), &[]).await
 }
 
 async fn list(
@@ -184,14 +173,7 @@ async fn list(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_LIST,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIST}")))?,
-    };
-    let items: Vec<Value> = app.imports.book.recent(limit).iter().map(status_json).collect();
+    let limit = super::list_limit(&params)?;
+    let items: Vec<Value> = app.imports.jobs.book.recent(limit).iter().map(status_json).collect();
     Ok(Json(json!({ "items": items })).into_response())
 }

@@ -1,13 +1,16 @@
-//! The public HTTP API: one router per resource, merged here with the shared middleware, and
+//! The public HTTP API: one router per resource (users, commands, imports, exports), merged here with the shared middleware, and
 //! the request/reply step every write shares ([`AppState::execute`]).
 
 mod body;
 mod commands;
+mod exports;
 mod imports;
 mod users;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +28,7 @@ use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
 use crate::error::ApiError;
+use crate::exports::Exports;
 use crate::imports::Imports;
 
 /// What every handler can reach.
@@ -34,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) positions: Positions,
     pub(crate) bus: CommandBus,
     pub(crate) imports: Imports,
+    pub(crate) exports: Exports,
 }
 
 /// A write's result: the user after it (none once deleted), or a 202 to give the client.
@@ -89,12 +94,57 @@ pub(crate) fn user_json(user: &User) -> Value {
     })
 }
 
+/// A job id from the path; anything that is not a UUID names no job.
+pub(crate) fn job_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("{what} {raw} not found")))
+}
+
+/// `?limit=` of a job list: 20 unless given, at most 100.
+pub(crate) fn list_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
+    const DEFAULT: usize = 20;
+    const MAX: usize = 100;
+    match params.get("limit") {
+        None => Ok(DEFAULT),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX}"))),
+    }
+}
+
+/// Streams a CSV file from blob storage as a download named `file_name`.
+pub(crate) async fn send_csv(
+    path: &std::path::Path,
+    file_name: &str,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let length = file.metadata().await.map_err(|e| ApiError::Unavailable(format!("{}: {e}", path.display())))?.len();
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).map_err(|e| ApiError::Unavailable(e.to_string()))?,
+    );
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(response)
+}
+
 /// The complete public router.
 pub(crate) fn router(state: AppState, health: Health, request_timeout: Duration, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(users::router())
         .merge(commands::router())
         .merge(imports::router())
+        .merge(exports::router())
         .with_state(state)
         .merge(health::router(health))
         .fallback(|method: Method, uri: Uri| async move {

@@ -1,0 +1,148 @@
+//! `/exports`: an export request carries this gateway's position in the user events, so the
+//! export contains every write this gateway has acknowledged; export-worker writes the file to
+//! blob storage from its own projection. Statuses come from the gateway's view of the export
+//! status topic; finished files are streamed from blob storage.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use domain::export::{ExportRequest, ExportState, ExportStatus};
+use domain::reply::EventPosition;
+use domain::time::Timestamp;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{AppState, body};
+use crate::error::ApiError;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/exports", get(list).post(request))
+        .route("/exports/{id}", get(status))
+        .route("/exports/{id}/download", get(download))
+}
+
+fn status_json(status: &ExportStatus) -> Value {
+    let id = status.export_id;
+    let filter = &status.filter;
+    json!({
+        "export_id": id,
+        "status": status.state.as_str(),
+        "filter": {
+            "q": filter.q,
+            "email_domain": filter.email_domain,
+            "min_age": filter.min_age,
+            "max_age": filter.max_age,
+            "created_after": filter.created_after.map(|t| t.to_string()),
+            "created_before": filter.created_before.map(|t| t.to_string()),
+        },
+        "columns": status.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "rows_total": status.rows_total,
+        "rows_written": status.rows_written,
+        "bytes": status.bytes,
+        "sha256": status.sha256,
+        "requested_at": status.requested_at.to_string(),
+        "started_at": status.started_at.map(|t| t.to_string()),
+        "finished_at": status.finished_at.map(|t| t.to_string()),
+        "duration_ms": status.duration_ms(),
+        "error": status.error,
+        "download_url": (status.state == ExportState::Completed).then(|| format!("/exports/{id}/download")),
+    })
+}
+
+fn export_id(raw: &str) -> Result<Uuid, ApiError> {
+    super::job_id(raw, "export")
+}
+
+/// `POST /exports` with an optional JSON body of filters and columns: 202 with the status URL.
+async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes) -> Result<Response, ApiError> {
+    let spec = if payload.iter().all(u8::is_ascii_whitespace) {
+        body::export(&json!({}))?
+    } else {
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !content_type.to_ascii_lowercase().starts_with("application/json") {
+            return Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json".into()));
+        }
+        let value: Value =
+            serde_json::from_slice(&payload).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+        body::export(&value)?
+    };
+    let (filter, columns) = spec.validate().map_err(ApiError::Invalid)?;
+    // Everything this gateway has applied, hence every write it has acknowledged.
+    let mut positions: Vec<EventPosition> = app
+        .positions
+        .snapshot()
+        .into_iter()
+        .map(|(partition, next)| EventPosition { partition, offset: next })
+        .collect();
+    positions.sort_by_key(|p| p.partition);
+    let export_id = Uuid::now_v7();
+    let request = ExportRequest { export_id, filter, columns, positions, requested_at: Timestamp::now() };
+    app.exports.announce(&request).await?;
+    let url = format!("/exports/{export_id}");
+    let location = HeaderValue::from_str(&url).expect("a path is a valid header");
+    let body = json!({
+        "export_id": export_id,
+        "status": "queued",
+        "status_url": url,
+        "download_url": format!("{url}/download"),
+    });
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = export_id(&id)?;
+    let status = app.exports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("export {id} not found")))?;
+    Ok(Json(status_json(&status)).into_response())
+}
+
+/// `GET /exports/{id}/download`: the finished file, with its SHA-256 as ETag; 409 until then.
+async fn download(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = export_id(&id)?;
+    let status = app.exports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("export {id} not found")))?;
+    let (blob, sha256) = match (status.state, status.blob, status.sha256) {
+        (ExportState::Completed, Some(blob), Some(sha256)) => (blob, sha256),
+        (ExportState::Expired, ..) => {
+            return Err(ApiError::Gone(format!("export {id} expired and its file was removed; request a new one")));
+        }
+        (ExportState::Failed, ..) => {
+            let why = status.error.unwrap_or_default();
+            return Err(ApiError::Conflict(format!("export {id} failed: {why}; request a new one")));
+        }
+        (state, ..) => {
+            return Err(ApiError::Conflict(format!("export {id} is {}: the file is not ready", state.as_str())));
+        }
+    };
+    let etag = format!("\"{sha256}\"");
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let cached = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if cached.is_some_and(|tags| tags.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag)) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let path = app.exports.blobs.path(&blob).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if !path.exists() {
+        return Err(ApiError::Gone(format!("the file of export {id} is gone from blob storage; request a new one")));
+    }
+    super::send_csv(&path, &format!("export-{id}.csv"), &[(header::ETAG, etag_value)]).await
+}
+
+/// `GET /exports?limit=`: the most recently requested exports first.
+async fn list(
+    State(app): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = super::list_limit(&params)?;
+    let items: Vec<Value> = app.exports.jobs.book.recent(limit).iter().map(status_json).collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}

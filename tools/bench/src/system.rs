@@ -1,0 +1,208 @@
+//! The system under measurement: fresh Kafka and schema registry started by the project's own
+//! scripts, and the release builds of the four services as processes, on ports of their own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+const KAFKA_PORT: u16 = 59092;
+const REGISTRY_PORT: u16 = 58081;
+const GATEWAY_PORT: u16 = 58000;
+const SERVICES: [(&str, &str, u16); 4] = [
+    ("api-gateway", "GATEWAY_ADMIN_ADDR", 59100),
+    ("user-service", "USER_SERVICE_ADMIN_ADDR", 59101),
+    ("import-worker", "IMPORT_WORKER_ADMIN_ADDR", 59102),
+    ("export-worker", "EXPORT_WORKER_ADMIN_ADDR", 59103),
+];
+
+pub(crate) struct System {
+    dir: PathBuf,
+    children: Vec<(&'static str, Child)>,
+}
+
+fn script_env(dir: &Path) -> Vec<(String, String)> {
+    [
+        ("KAFKA_DATA_DIR", dir.join("kafka").display().to_string()),
+        ("KAFKA_PORT", KAFKA_PORT.to_string()),
+        ("KAFKA_CONTROLLER_PORT", (KAFKA_PORT + 1).to_string()),
+        ("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{KAFKA_PORT}")),
+        ("SCHEMA_REGISTRY_DIR", dir.join("registry").display().to_string()),
+        ("SCHEMA_REGISTRY_HTTP_ADDR", format!("127.0.0.1:{REGISTRY_PORT}")),
+        ("SCHEMA_REGISTRY_URL", format!("http://127.0.0.1:{REGISTRY_PORT}")),
+        ("SCHEMA_REGISTRY_BIN", "target/release/schema-registry".into()),
+        ("BLOB_DIR", dir.join("blobs").display().to_string()),
+        ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{GATEWAY_PORT}")),
+        ("GATEWAY_COMMAND_TIMEOUT_MS", "30000".into()),
+        ("RUST_LOG", "warn,platform=info,import_worker=info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+async fn script(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("bash").args(args).envs(script_env(dir)).status().await?;
+    if !status.success() {
+        bail!("{} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+impl System {
+    pub(crate) async fn start(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let dir = std::fs::canonicalize(dir)?;
+        let _ = std::fs::remove_dir_all(dir.join("blobs"));
+        script(&dir, &["deploy/kafka/kafka.sh", "start", "--fresh"]).await?;
+        let mut system = Self { dir: dir.clone(), children: Vec::new() };
+        if let Err(error) = system.start_services().await {
+            system.stop().await;
+            return Err(error);
+        }
+        Ok(system)
+    }
+
+    async fn start_services(&mut self) -> anyhow::Result<()> {
+        script(&self.dir, &["deploy/schema-registry.sh", "start"]).await?;
+        for (name, admin_env, admin_port) in SERVICES {
+            let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+            let child = Command::new(format!("target/release/{name}"))
+                .envs(script_env(&self.dir))
+                .env(admin_env, format!("127.0.0.1:{admin_port}"))
+                .stdout(Stdio::from(log.try_clone()?))
+                .stderr(Stdio::from(log))
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("cannot start target/release/{name}: run `cargo build --release` first"))?;
+            self.children.push((name, child));
+        }
+        let client = reqwest::Client::new();
+        for (name, _, admin_port) in SERVICES {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let ready = client.get(format!("http://127.0.0.1:{admin_port}/ready")).send().await;
+                if ready.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!("{name} not ready after 120s; see {}", self.dir.join(format!("{name}.log")).display());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn gateway_url(&self) -> String {
+        format!("http://127.0.0.1:{GATEWAY_PORT}")
+    }
+
+    /// The number of users in the gateway's projection (its `projection_users` gauge).
+    pub(crate) async fn gateway_projection_size(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
+        let metrics = client.get("http://127.0.0.1:59100/metrics").send().await?.text().await?;
+        Ok(metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("projection_users "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_default() as u64)
+    }
+
+    /// Every process of the system by name.
+    fn pids(&self) -> BTreeMap<String, u32> {
+        let mut pids: BTreeMap<String, u32> =
+            self.children.iter().filter_map(|(name, child)| Some(((*name).to_owned(), child.id()?))).collect();
+        for (name, pidfile) in
+            [("kafka (JVM)", "kafka/single/node1/kafka.pid"), ("schema-registry", "registry/registry.pid")]
+        {
+            if let Some(pid) = std::fs::read_to_string(self.dir.join(pidfile)).ok().and_then(|p| p.trim().parse().ok())
+            {
+                pids.insert(name.to_owned(), pid);
+            }
+        }
+        pids
+    }
+
+    /// Per process: peak resident memory (VmHWM, KiB) and CPU time used so far (seconds).
+    pub(crate) fn resources(&self) -> BTreeMap<String, (u64, f64)> {
+        self.pids().into_iter().filter_map(|(name, pid)| Some((name, (vm_hwm(pid)?, cpu_seconds(pid)?)))).collect()
+    }
+
+    /// Kafka's own ProducerPerformance for `records` of `size` bytes; returns records/s.
+    pub(crate) async fn kafka_producer_perf(&self, records: u64, size: usize) -> anyhow::Result<f64> {
+        script(
+            &self.dir,
+            &["deploy/kafka/kafka.sh", "tool", "topics", "--create", "--topic", "bench-perf", "--partitions", "6"],
+        )
+        .await?;
+        let output = Command::new("bash")
+            .args(["deploy/kafka/kafka.sh", "tool", "producer-perf-test", "--topic", "bench-perf"])
+            .args(["--num-records", &records.to_string(), "--record-size", &size.to_string(), "--throughput", "-1"])
+            .args(["--producer-props", &format!("bootstrap.servers=127.0.0.1:{KAFKA_PORT}")])
+            .args(["acks=all", "enable.idempotence=true", "linger.ms=5", "compression.type=lz4"])
+            .envs(script_env(&self.dir))
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let last = text.lines().rev().find(|l| l.contains("records sent")).context("no summary from the perf test")?;
+        let rate = last.split(',').nth(1).and_then(|p| p.split_whitespace().next()).context("unexpected summary")?;
+        Ok(rate.parse()?)
+    }
+
+    pub(crate) async fn stop(mut self) {
+        for (_, child) in &self.children {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            }
+        }
+        for (_, child) in &mut self.children {
+            let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        }
+        let _ = script(&self.dir, &["deploy/schema-registry.sh", "stop"]).await;
+        let _ = script(&self.dir, &["deploy/kafka/kafka.sh", "stop"]).await;
+    }
+}
+
+/// User + system CPU time of a process, from /proc (clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// The size of one typical user event as it travels (Confluent header + Avro datum).
+#[allow(deprecated)] // apache-avro 0.22's datum writer; the newer API needs more ceremony.
+pub(crate) fn event_record_size() -> usize {
+    use domain::avro::AvroRecord;
+    use domain::event::{Event, EventEnvelope};
+    use domain::time::Timestamp;
+    use domain::user::{Age, Email, Name, User};
+    let now = Timestamp::now();
+    let user = User {
+        id: uuid::Uuid::now_v7(),
+        email: Email::parse("katherine.johnson.123456@mail.example.net").expect("valid"),
+        name: Name::parse("Katherine Johnson").expect("valid"),
+        age: Age::parse(42).ok(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let event = EventEnvelope {
+        event_id: uuid::Uuid::now_v7(),
+        command_id: uuid::Uuid::now_v7(),
+        correlation_id: uuid::Uuid::now_v7(),
+        occurred_at: now,
+        event: Event::Created(user),
+    };
+    5 + apache_avro::to_avro_datum(EventEnvelope::schema(), event.to_avro()).map_or(200, |d| d.len())
+}
