@@ -58,6 +58,30 @@ bench *args:
     cargo build --release --quiet --bins
     cargo run --release --quiet -p bench -- {{ args }}
 
+# Build the release binaries of the services and `topics` into target/dist (what the Docker image runs)
+build:
+    deploy/build-release.sh
+
+# Validate docker-compose.yml without a Docker engine (part of `just test`)
+compose-check:
+    deploy/compose-check.sh
+
+# The full stack with Docker: 3 Kafka brokers, Schema Registry, kafka-ui (:8080) and the services
+up *args:
+    docker compose up -d --build {{ args }}
+
+# Stop the Docker stack (`just down -v` also removes its volumes)
+down *args:
+    docker compose down {{ args }}
+
+# Follow the Docker stack's logs, e.g. `just logs api-gateway`
+logs *service:
+    docker compose logs -f --tail 200 {{ service }}
+
+# Show the Docker stack's containers and their health
+ps:
+    docker compose ps
+
 # Formatting and lints, as CI checks them
 lint:
     cargo fmt --all -- --check

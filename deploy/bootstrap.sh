@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing this project needs, from the project's own files:
-# Debian packages (deploy/apt-packages.txt), Python-distributed tools
+# Debian packages (deploy/apt-build.txt, deploy/apt-packages.txt), Python-distributed tools
 # (deploy/requirements-dev.txt, including `just`) and the Kafka jars from Maven Central.
 # Idempotent and quick when everything is already there. Needs root or sudo for apt.
 set -euo pipefail
@@ -10,7 +10,7 @@ say() { echo "bootstrap: $*" >&2; }
 sudo=""
 [[ $(id -u) == 0 ]] || sudo="sudo"
 
-mapfile -t wanted < <(sed -e 's/#.*//' -e '/^\s*$/d' deploy/apt-packages.txt)
+mapfile -t wanted < <(sed -e 's/#.*//' -e '/^\s*$/d' deploy/apt-build.txt deploy/apt-packages.txt)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `just test`: every test of the workspace against a fresh, real Kafka and the schema registry,
-# on ports of their own (a running `just dev` stack is left alone), then the infrastructure
-# smoke test.
+# `just test`: the compose file's validation, then every test of the workspace against a fresh,
+# real Kafka and the schema registry, on ports of their own (a running `just dev` stack is left
+# alone), then the infrastructure smoke test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+deploy/compose-check.sh
 
 export KAFKA_DATA_DIR="$PWD/.local/kafka-test"
 export KAFKA_PORT="${TEST_KAFKA_PORT:-39092}" KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-39093}"

@@ -5,7 +5,10 @@
 //! - import: uploads a generated file of N rows and measures the seconds until the import is
 //!   complete and until every user is readable through the gateway; rows/s; peak RSS of every
 //!   process; and, in the same run, Kafka's own producer perf test for N records of the size of
-//!   one user event (the raw ceiling).
+//!   one user event (the raw ceiling);
+//! - export: exports every imported user and measures the seconds until the download has
+//!   completed, rows/s, and, in the same run, the `csv` crate alone writing the same rows to a
+//!   file (the ceiling).
 //!
 //! Prints the figures; asserts nothing about them.
 
@@ -20,7 +23,7 @@ use serde_json::Value;
 use system::System;
 
 #[derive(Debug, Parser)]
-#[command(name = "bench", about = "Measure imports end to end")]
+#[command(name = "bench", about = "Measure imports and exports end to end")]
 struct Args {
     /// Rows in the imported file.
     #[arg(long, default_value_t = 1_000_000)]
@@ -118,5 +121,64 @@ async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
         );
         println!("  {:.2} s ({:.0} records/s)", args.rows as f64 / baseline, baseline);
     }
+    export(args, system, &client).await
+}
+
+async fn export(args: &Args, system: &System, client: &reqwest::Client) -> anyhow::Result<()> {
+    let before = system.resources();
+    let started = Instant::now();
+    let accepted: Value =
+        client.post(format!("{}/exports", system.gateway_url())).send().await?.error_for_status()?.json().await?;
+    let id = accepted["export_id"].as_str().context("no export id")?.to_owned();
+    let patience = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        let status: Value = client.get(format!("{}/exports/{id}", system.gateway_url())).send().await?.json().await?;
+        match status["status"].as_str() {
+            Some("completed") => break status,
+            Some("failed") => bail!("the export failed: {status}"),
+            _ if Instant::now() > patience => bail!("the export did not complete within 10 minutes"),
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    };
+    let written = started.elapsed();
+    let mut response = client.get(format!("{}/exports/{id}/download", system.gateway_url())).send().await?;
+    let file = args.dir.join("export.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    while let Some(chunk) = response.chunk().await? {
+        std::io::Write::write_all(&mut out, &chunk)?;
+    }
+    std::io::Write::flush(&mut out)?;
+    let downloaded = started.elapsed();
+    let rows = status["rows_written"].as_u64().unwrap_or_default();
+    let bytes = status["bytes"].as_u64().unwrap_or_default();
+
+    println!("\nexport of {rows} users ({:.1} MiB):", bytes as f64 / (1 << 20) as f64);
+    println!("  file written (status completed)  {:>8.2} s", written.as_secs_f64());
+    println!("  download completed              {:>8.2} s", downloaded.as_secs_f64());
+    println!("  throughput                      {:>8.0} rows/s", rows as f64 / downloaded.as_secs_f64());
+    println!("\n  process          peak RSS   CPU during the export");
+    for (name, (kib, cpu)) in system.resources() {
+        let used = cpu - before.get(&name).map_or(0.0, |(_, c)| *c);
+        println!("  {name:<16} {:>5.0} MiB   {used:>6.2} s", kib as f64 / 1024.0);
+    }
+
+    // The ceiling: the csv crate alone, one thread, writing the same rows to a file.
+    let records: Vec<csv::StringRecord> = csv::Reader::from_path(&file)?.records().collect::<Result<_, _>>()?;
+    let bare = Instant::now();
+    let mut writer = csv::Writer::from_path(args.dir.join("export-bare.csv"))?;
+    writer.write_record(["email", "name", "age"])?;
+    for record in &records {
+        writer.write_record(record)?;
+    }
+    writer.flush()?;
+    drop(writer);
+    let bare = bare.elapsed();
+    let ceiling = records.len() as f64 / bare.as_secs_f64();
+    println!("\nthe csv crate alone writing the same {} rows to a file:", records.len());
+    println!(
+        "  {:.2} s ({ceiling:.0} rows/s); the export end to end reaches {:.0}% of it",
+        bare.as_secs_f64(),
+        100.0 * (rows as f64 / downloaded.as_secs_f64()) / ceiling
+    );
     Ok(())
 }

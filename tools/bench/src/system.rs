@@ -37,7 +37,7 @@ fn script_env(dir: &Path) -> Vec<(String, String)> {
         ("BLOB_DIR", dir.join("blobs").display().to_string()),
         ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{GATEWAY_PORT}")),
         ("GATEWAY_COMMAND_TIMEOUT_MS", "30000".into()),
-        ("RUST_LOG", "warn,platform=info,import_worker=info".into()),
+        ("RUST_LOG", "warn,platform=info,import_worker=info,export_worker=info".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
