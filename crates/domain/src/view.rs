@@ -25,7 +25,8 @@ pub struct UserView {
 
 #[derive(Debug, Default)]
 struct Inner {
-    users: DashMap<Uuid, User, RandomState>,
+    /// Each version is immutable and shared: a snapshot holds versions without copying them.
+    users: DashMap<Uuid, Arc<User>, RandomState>,
     /// How many users there are (DashMap's own `len` locks every shard).
     count: AtomicUsize,
     /// Email key -> id.
@@ -51,7 +52,7 @@ impl UserView {
         }
         match event {
             Event::Created(user) | Event::Updated(user) => {
-                let previous = self.inner.users.insert(id, user.clone());
+                let previous = self.inner.users.insert(id, Arc::new(user.clone()));
                 if let Some(previous) = previous.as_ref().filter(|p| p.email.key() != user.email.key()) {
                     self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
                 }
@@ -74,7 +75,7 @@ impl UserView {
     }
 
     pub fn get(&self, id: Uuid) -> Option<User> {
-        self.inner.users.get(&id).map(|u| u.clone())
+        self.inner.users.get(&id).map(|u| User::clone(&u))
     }
 
     /// The user holding `email_key` ([`crate::user::Email::key`]).
@@ -111,9 +112,10 @@ impl UserView {
         (page, None)
     }
 
-    /// `id`'s user if it satisfies `keep` (checked before anything is cloned).
-    pub fn get_if(&self, id: Uuid, keep: impl Fn(&User) -> bool) -> Option<User> {
-        self.inner.users.get(&id).filter(|u| keep(u)).map(|u| u.clone())
+    /// The current version of `id`'s user if it satisfies `keep`, shared rather than copied:
+    /// what a snapshot of many users is made of.
+    pub fn get_shared_if(&self, id: Uuid, keep: impl Fn(&User) -> bool) -> Option<Arc<User>> {
+        self.inner.users.get(&id).filter(|u| keep(u)).map(|u| Arc::clone(&u))
     }
 
     /// Every id, in id order (creation order): a cheap consistent list to read users by.

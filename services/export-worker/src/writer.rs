@@ -2,6 +2,8 @@
 //! order. The header names the columns as the import expects them, so the default export
 //! (`email,name,age`) imports as it is.
 
+use std::borrow::Borrow;
+
 use domain::export::Column;
 use domain::user::User;
 use rayon::prelude::*;
@@ -24,11 +26,12 @@ pub fn header(columns: &[Column]) -> Vec<u8> {
 }
 
 /// The lines of `users`, in order.
-pub fn format_rows(users: &[User], columns: &[Column]) -> Vec<u8> {
+pub fn format_rows<U: Borrow<User>>(users: &[U], columns: &[Column]) -> Vec<u8> {
     let mut out = writer(users.len() * 48);
     let mut numbers = itoa::Buffer::new();
     let mut uuid = uuid::Uuid::encode_buffer();
     for user in users {
+        let user: &User = user.borrow();
         for column in columns {
             // Infallible: see `finish`.
             let _ = match column {
@@ -50,7 +53,7 @@ pub fn format_rows(users: &[User], columns: &[Column]) -> Vec<u8> {
 }
 
 /// The lines of `users` formatted in parallel chunks of `chunk_rows`, in order.
-pub fn format_parallel(users: &[User], columns: &[Column], chunk_rows: usize) -> Vec<Vec<u8>> {
+pub fn format_parallel<U: Borrow<User> + Sync>(users: &[U], columns: &[Column], chunk_rows: usize) -> Vec<Vec<u8>> {
     users.par_chunks(chunk_rows.max(1)).map(|chunk| format_rows(chunk, columns)).collect()
 }
 

@@ -124,7 +124,8 @@ pub(crate) async fn send_csv(
         .map_err(|e| ApiError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     let length = file.metadata().await.map_err(|e| ApiError::Unavailable(format!("{}: {e}", path.display())))?.len();
     let disposition = format!("attachment; filename=\"{file_name}\"");
-    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    // 256 KiB reads: the default 4 KiB chunks cost more in syscalls and frames than the copy.
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
