@@ -13,7 +13,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
-use crate::kafka::{HandleError, Incoming};
+use crate::kafka::{Delivered, HandleError, Incoming, ProduceError, Producer, Record};
 
 /// Where the Schema Registry is.
 #[derive(Debug, Clone, Args)]
@@ -175,6 +175,31 @@ impl AvroCodec {
 
 /// Reads a datum of our own schema directly (see [`AvroCodec::decode_direct`]).
 pub type ReadDirect<T> = fn(&[u8]) -> Result<T, String>;
+
+/// Why an Avro record could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+}
+
+impl AvroCodec {
+    /// Encodes `value` with `schema` for `topic` and sends it keyed by `key` through `producer`;
+    /// resolves once the broker acknowledged it.
+    pub async fn publish(
+        &self,
+        producer: &Producer,
+        topic: &str,
+        schema: &'static str,
+        key: &[u8],
+        value: Value,
+    ) -> Result<Delivered, PublishError> {
+        let bytes = self.encode(topic, schema, value).await?;
+        Ok(producer.send(Record::new(topic, &bytes).key(key)).await?)
+    }
+}
 
 /// A handler that decodes every record and hands the result to `apply`: what a read model of a
 /// topic (a projection, a job status book) needs. Records with the schema id given to

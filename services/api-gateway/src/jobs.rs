@@ -9,7 +9,7 @@ use domain::book::{JobStatus, StatusBook};
 use platform::KafkaConfig;
 use platform::Shutdown;
 use platform::avro::{Apply, AvroCodec};
-use platform::kafka::{Positions, Producer, Record, StartAt, Tail};
+use platform::kafka::{Positions, Producer, StartAt, Tail};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -64,7 +64,9 @@ impl<S: JobStatus + AvroRecord + Send + Sync + 'static> Jobs<S> {
 
     async fn publish(&self, key: &str, record: Outgoing<'_>) -> Result<platform::kafka::Delivered, ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("cannot announce the job: {e}"));
-        let bytes = self.codec.encode(record.topic, record.schema, record.value).await.map_err(|e| unavailable(&e))?;
-        self.producer.send(Record::new(record.topic, &bytes).key(key.as_bytes())).await.map_err(|e| unavailable(&e))
+        self.codec
+            .publish(&self.producer, record.topic, record.schema, key.as_bytes(), record.value)
+            .await
+            .map_err(|e| unavailable(&e))
     }
 }

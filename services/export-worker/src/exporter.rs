@@ -20,7 +20,7 @@ use domain::user::User;
 use domain::view::UserView;
 use platform::avro::AvroCodec;
 use platform::blobs::BlobStore;
-use platform::kafka::{HandleError, Positions, Producer, Record};
+use platform::kafka::{HandleError, Positions, Producer};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -155,14 +155,9 @@ impl Exporter {
             Some(previous) => status.clone().not_behind(&previous),
             None => status.clone(),
         };
-        let bytes = self
-            .codec
-            .encode(&self.status_topic, schemas::EXPORT_STATUS, status.to_avro())
-            .await
-            .map_err(HandleError::retryable)?;
         let key = status.export_id.to_string();
-        self.producer
-            .send(Record::new(&self.status_topic, &bytes).key(key.as_bytes()))
+        self.codec
+            .publish(&self.producer, &self.status_topic, schemas::EXPORT_STATUS, key.as_bytes(), status.to_avro())
             .await
             .map_err(HandleError::retryable)?;
         self.book.apply(status);

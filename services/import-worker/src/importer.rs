@@ -277,14 +277,9 @@ impl Importer {
             Some(previous) => status.clone().not_behind(&previous),
             None => status.clone(),
         };
-        let bytes = self
-            .codec
-            .encode(&self.status_topic, schemas::IMPORT_STATUS, status.to_avro())
-            .await
-            .map_err(HandleError::retryable)?;
         let key = status.import_id.to_string();
-        self.producer
-            .send(Record::new(&self.status_topic, &bytes).key(key.as_bytes()))
+        self.codec
+            .publish(&self.producer, &self.status_topic, schemas::IMPORT_STATUS, key.as_bytes(), status.to_avro())
             .await
             .map_err(HandleError::retryable)?;
         self.book.apply(status);
