@@ -131,6 +131,17 @@ impl TestSystem {
         self.user_service = Some(start_user_service(&self.topics, &self.group).await);
     }
 
+    pub async fn stop_import_worker(&mut self) {
+        if let Some(running) = self.import_worker.take() {
+            running.stop().await;
+        }
+    }
+
+    pub async fn start_import_worker(&mut self) {
+        assert!(self.import_worker.is_none(), "already running");
+        self.import_worker = Some(start_import_worker(&self.topics, &self.options).await);
+    }
+
     pub async fn stop_export_worker(&mut self) {
         if let Some(running) = self.export_worker.take() {
             running.stop().await;
@@ -270,7 +281,8 @@ async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     let mut config = import_worker::Config::try_parse_from(["import-worker"]).expect("defaults");
     config.admin_addr = "127.0.0.1:0".parse().expect("addr");
     config.topics = topics.clone();
-    config.consumer_group = unique("test-import-worker");
+    // Derived from the (unique) topic, so a restarted worker rejoins its group.
+    config.consumer_group = format!("{}-worker", topics.import_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
     let shutdown = Shutdown::new();
@@ -283,7 +295,7 @@ async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     let mut config = export_worker::Config::try_parse_from(["export-worker"]).expect("defaults");
     config.admin_addr = "127.0.0.1:0".parse().expect("addr");
     config.topics = topics.clone();
-    config.consumer_group = unique("test-export-worker");
+    config.consumer_group = format!("{}-worker", topics.export_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
     let shutdown = Shutdown::new();

@@ -103,7 +103,8 @@ impl Application {
         let consumer = Consumer::new(&self.config.kafka, settings, self.base.producer.clone())?;
         let retention = Duration::from_secs(self.config.retention_secs);
         let expiry = expire_old_files(self.exporter.clone(), retention, shutdown.clone());
-        let handler = ExportRequests { exporter: self.exporter, codec: self.base.codec.clone() };
+        let handler =
+            ExportRequests { exporter: self.exporter, codec: self.base.codec.clone(), shutdown: shutdown.clone() };
         let (_, (), admin) =
             tokio::join!(consumer.run(&handler, shutdown.clone()), expiry, self.base.serve_until_stopped(shutdown));
         admin
@@ -113,13 +114,23 @@ impl Application {
 struct ExportRequests {
     exporter: Exporter,
     codec: AvroCodec,
+    shutdown: Shutdown,
 }
 
 impl Handler for ExportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request =
             ExportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        self.exporter.run(request).await
+        let id = request.export_id;
+        // Shutdown does not wait for a long job: it stops here, its offset is not stored, and the
+        // export runs again after restart (every step of it is idempotent).
+        tokio::select! {
+            result = self.exporter.run(request) => result,
+            () = self.shutdown.wait() => {
+                tracing::info!(export_id = %id, "export interrupted by shutdown; it resumes after restart");
+                Err(HandleError::retryable("shutting down"))
+            }
+        }
     }
 }
 

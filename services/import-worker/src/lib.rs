@@ -109,7 +109,8 @@ impl Application {
         // An import can take a while; the group must not give its partition away meanwhile.
         settings.max_poll_interval = Duration::from_secs(3600);
         let consumer = Consumer::new(&self.config.kafka, settings, self.base.producer.clone())?;
-        let handler = ImportRequests { importer: self.importer, codec: self.base.codec.clone() };
+        let handler =
+            ImportRequests { importer: self.importer, codec: self.base.codec.clone(), shutdown: shutdown.clone() };
         let (_, admin) =
             tokio::join!(consumer.run(&handler, shutdown.clone()), self.base.serve_until_stopped(shutdown));
         admin
@@ -119,13 +120,23 @@ impl Application {
 struct ImportRequests {
     importer: Importer,
     codec: AvroCodec,
+    shutdown: Shutdown,
 }
 
 impl Handler for ImportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request =
             ImportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        self.importer.run(request).await
+        let id = request.import_id;
+        // Shutdown does not wait for a long job: it stops here, its offset is not stored, and the
+        // import runs again after restart (every step of it is idempotent).
+        tokio::select! {
+            result = self.importer.run(request) => result,
+            () = self.shutdown.wait() => {
+                tracing::info!(import_id = %id, "import interrupted by shutdown; it resumes after restart");
+                Err(HandleError::retryable("shutting down"))
+            }
+        }
     }
 }
 

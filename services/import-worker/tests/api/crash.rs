@@ -74,3 +74,31 @@ async fn an_import_killed_with_sigkill_mid_way_finishes_after_restart_with_exact
     assert!(restarted.wait_exit(Duration::from_secs(30)).await.status.success());
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_graceful_stop_mid_import_does_not_wait_for_it_and_the_import_resumes_after_restart() {
+    let mut system = TestSystem::start_with(testkit::Options { import_worker: true, ..Default::default() }).await;
+    let mut file = Vec::new();
+    let generated = generate(&mut file, &Spec { rows: 20_000, bad_share: 0.0, seed: 9 }, true).unwrap();
+    // Without user-service no row is answered: the import cannot finish while the worker stops.
+    system.stop_user_service().await;
+    let id = upload(&system, &file, None).await;
+    platform::testing::eventually("the import to start", Duration::from_secs(60), || async {
+        let status = system.call(Method::GET, &format!("/imports/{id}"), None).await.body;
+        (status["status"] == "running").then_some(())
+    })
+    .await;
+
+    // `stop` fails the test unless the worker stops cleanly within 30 s.
+    system.stop_import_worker().await;
+    let status = system.call(Method::GET, &format!("/imports/{id}"), None).await.body;
+    assert_eq!(status["status"], "running", "left to resume, not failed: {status}");
+
+    system.start_user_service().await;
+    system.start_import_worker().await;
+    let statuses = crate::support::wait_finished(&system, &id, Duration::from_secs(120)).await;
+    let last = statuses.last().unwrap();
+    assert_eq!(last["status"], "completed", "{last}");
+    assert_eq!(last["accepted"], generated.valid_emails.len() as u64, "{last}");
+    system.stop().await;
+}
