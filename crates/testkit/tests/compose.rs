@@ -127,3 +127,30 @@ fn the_readme_documents_every_setting() {
     let missing: Vec<&String> = all.iter().filter(|v| !readme.contains(&format!("`{v}`"))).collect();
     assert!(missing.is_empty(), "settings missing from the README: {missing:?}");
 }
+
+#[test]
+fn the_image_is_built_by_the_commands_ci_runs_and_holds_every_binary_compose_runs() {
+    let read = |path: &str| std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (dockerfile, ci, justfile, script) =
+        (read("deploy/Dockerfile"), read(".ci/run"), read("justfile"), read("deploy/build-release.sh"));
+    assert!(dockerfile.contains("deploy/build-release.sh"), "the image builds with deploy/build-release.sh");
+    assert!(dockerfile.contains("deploy/apt-build.txt"), "the image installs deploy/apt-build.txt");
+    assert!(read("deploy/bootstrap.sh").contains("deploy/apt-build.txt"), "CI installs the same packages");
+    assert!(ci.lines().any(|l| l.trim_start().starts_with("just build")), ".ci/run runs `just build`");
+    assert!(justfile.contains("build:\n    deploy/build-release.sh"), "`just build` runs deploy/build-release.sh");
+    let binaries = script.lines().find(|l| l.starts_with("binaries=(")).expect("the binaries the script copies");
+    for name in binaries_in_compose() {
+        assert!(binaries.split([' ', '(', ')']).any(|b| b == name), "the image lacks {name}, which compose runs");
+    }
+}
+
+fn binaries_in_compose() -> BTreeSet<String> {
+    let compose = compose();
+    compose["services"]
+        .as_mapping()
+        .expect("services")
+        .values()
+        .filter(|s| s["image"].as_str() == Some("usermgmt:latest"))
+        .filter_map(|s| s["command"][0].as_str().map(str::to_owned))
+        .collect()
+}
