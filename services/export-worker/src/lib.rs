@@ -28,7 +28,7 @@ use domain::wire::Wire;
 use platform::Shutdown;
 use platform::avro::{Apply, AvroCodec};
 use platform::blobs::BlobStore;
-use platform::kafka::{Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
+use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
 use platform::service::ServiceBase;
 
 pub use config::Config;
@@ -121,16 +121,8 @@ impl Handler for ExportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request =
             ExportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        let id = request.export_id;
-        // Shutdown does not wait for a long job: it stops here, its offset is not stored, and the
-        // export runs again after restart (every step of it is idempotent).
-        tokio::select! {
-            result = self.exporter.run(request) => result,
-            () = self.shutdown.wait() => {
-                tracing::info!(export_id = %id, "export interrupted by shutdown; it resumes after restart");
-                Err(HandleError::retryable("shutting down"))
-            }
-        }
+        let what = format!("export {}", request.export_id);
+        kafka::unless_shutdown(&self.shutdown, what, self.exporter.run(request)).await
     }
 }
 

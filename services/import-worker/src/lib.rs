@@ -27,7 +27,7 @@ use domain::import::{ImportBook, ImportRequest, ImportStatus};
 use platform::Shutdown;
 use platform::avro::{Apply, AvroCodec};
 use platform::blobs::BlobStore;
-use platform::kafka::{Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
+use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
 use platform::service::ServiceBase;
 
 pub use config::Config;
@@ -127,16 +127,8 @@ impl Handler for ImportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request =
             ImportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
-        let id = request.import_id;
-        // Shutdown does not wait for a long job: it stops here, its offset is not stored, and the
-        // import runs again after restart (every step of it is idempotent).
-        tokio::select! {
-            result = self.importer.run(request) => result,
-            () = self.shutdown.wait() => {
-                tracing::info!(import_id = %id, "import interrupted by shutdown; it resumes after restart");
-                Err(HandleError::retryable("shutting down"))
-            }
-        }
+        let what = format!("import {}", request.import_id);
+        kafka::unless_shutdown(&self.shutdown, what, self.importer.run(request)).await
     }
 }
 

@@ -85,6 +85,23 @@ pub trait Handler: Send + Sync {
     fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
+/// Runs a long job (an import, an export) for a handler, but gives it up when `shutdown`
+/// starts instead of holding shutdown up: the job's message then counts as not handled (its
+/// offset is not stored) and is delivered again after a restart, so the job must be idempotent.
+pub async fn unless_shutdown(
+    shutdown: &Shutdown,
+    what: impl std::fmt::Display,
+    job: impl Future<Output = Result<(), HandleError>>,
+) -> Result<(), HandleError> {
+    tokio::select! {
+        result = job => result,
+        () = shutdown.wait() => {
+            tracing::info!(job = %what, "interrupted by shutdown; it runs again after restart");
+            Err(HandleError::retryable("shutting down"))
+        }
+    }
+}
+
 /// Applies messages in batches (in order; within a partition, offset order). Must be idempotent.
 pub trait BatchHandler: Send + Sync {
     /// Per message: `Ok`, or the reason it can never be processed (it goes to the dead-letter
@@ -357,4 +374,23 @@ impl ConsumerContext for CommitOnRevoke {
 fn describe(partitions: &TopicPartitionList) -> String {
     let parts: Vec<String> = partitions.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
     parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_is_given_up_when_shutdown_starts_and_finished_otherwise() {
+        let shutdown = Shutdown::new();
+        assert!(unless_shutdown(&shutdown, "quick", async { Ok(()) }).await.is_ok());
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            stopping.trigger();
+        });
+        let endless = std::future::pending::<Result<(), HandleError>>();
+        let result = tokio::time::timeout(Duration::from_secs(5), unless_shutdown(&shutdown, "endless", endless)).await;
+        assert!(matches!(result, Ok(Err(HandleError::Retryable(_)))), "given up as retryable: not committed");
+    }
 }
