@@ -27,17 +27,16 @@ async fn an_export_killed_with_sigkill_mid_way_completes_after_restart_and_no_pa
     let mut worker = start_worker(&system);
     worker.wait_for_log("consumer started", Duration::from_secs(60)).await;
     let id = request(&system, json!({"columns": ["id", "email", "name", "age", "created_at"]})).await;
-    let mut statuses = Vec::new();
-    loop {
+    let seen = std::cell::RefCell::new(Vec::new());
+    platform::testing::eventually("the export to run", Duration::from_secs(60), || async {
         let status = system.call(Method::GET, &format!("/exports/{id}"), None).await.body;
         let state = status["status"].as_str().unwrap().to_owned();
-        statuses.push(status);
+        seen.borrow_mut().push(status);
         assert_ne!(state, "completed", "the export finished before the worker could be killed; make it bigger");
-        if state == "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        (state == "running").then_some(())
+    })
+    .await;
+    let mut statuses = seen.into_inner();
     worker.kill_hard();
     assert!(!worker.wait_exit(Duration::from_secs(30)).await.status.success());
 

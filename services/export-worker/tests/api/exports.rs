@@ -1,6 +1,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use domain::time::Timestamp;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use testkit::{Options, TestSystem};
@@ -23,9 +24,14 @@ async fn filters_select_exactly_the_matching_users_and_the_file_checks_out() {
         ("noage@example.org", "No Age", None),
         ("linus@kernel.org", "Linus", Some(55)),
     ] {
-        created.push(create(&system, email, name, age).await);
+        let user = create(&system, email, name, age).await;
         // Distinct creation instants, so the time filters have a clear boundary.
-        tokio::time::sleep(Duration::from_millis(3)).await;
+        let at = Timestamp::parse_rfc3339(user["created_at"].as_str().unwrap()).unwrap();
+        platform::testing::eventually("the clock to pass the last creation", Duration::from_secs(5), || async {
+            (Timestamp::now() > at).then_some(())
+        })
+        .await;
+        created.push(user);
     }
     let alan_created = created[2]["created_at"].as_str().unwrap();
 

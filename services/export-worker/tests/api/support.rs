@@ -14,19 +14,16 @@ pub(crate) async fn request(system: &TestSystem, body: Value) -> String {
 
 /// Polls the export's status until it is finished, returning every status seen on the way.
 pub(crate) async fn wait_finished(system: &TestSystem, id: &str, patience: Duration) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
+    let seen = std::cell::RefCell::new(Vec::new());
+    platform::testing::eventually(&format!("export {id} to finish"), patience, || async {
         let answer = system.call(Method::GET, &format!("/exports/{id}"), None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        let state = answer.body["status"].as_str().unwrap_or_default().to_owned();
-        seen.push(answer.body);
-        if matches!(state.as_str(), "completed" | "failed" | "expired") {
-            return seen;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "export not finished after {patience:?}: {:?}", seen.last());
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        let finished = matches!(answer.body["status"].as_str(), Some("completed" | "failed" | "expired"));
+        seen.borrow_mut().push(answer.body);
+        finished.then_some(())
+    })
+    .await;
+    seen.into_inner()
 }
 
 #[derive(Debug)]
