@@ -1,30 +1,37 @@
-//! What the gateway shares between bulk jobs (imports, exports): announcing a job (its first
-//! status, then its request) and reading the job status topic into a book.
+//! Bulk jobs (imports, exports) as the gateway sees them: announcing a job (its first status,
+//! then its request, a claim check on a file in blob storage or the export's spec) and reading
+//! the job status topic into a book.
 
 use std::time::Duration;
 
 use apache_avro::types::Value;
 use domain::avro::AvroRecord;
 use domain::book::{JobStatus, StatusBook};
+use domain::export::ExportStatus;
+use domain::import::ImportStatus;
 use platform::KafkaConfig;
 use platform::Shutdown;
 use platform::avro::{Apply, AvroCodec};
+use platform::blobs::BlobStore;
 use platform::kafka::{Positions, Producer, StartAt, Tail};
+use platform::service::ServiceBase;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// A record to publish: topic, schema and value.
-#[derive(Debug)]
-pub(crate) struct Outgoing<'a> {
-    pub(crate) topic: &'a str,
-    pub(crate) schema: &'static str,
-    pub(crate) value: Value,
+/// Where one kind of job travels: its requests and its statuses, with their schemas.
+#[derive(Debug, Clone)]
+pub(crate) struct JobTopics {
+    pub(crate) requests: String,
+    pub(crate) request_schema: &'static str,
+    pub(crate) status: String,
+    pub(crate) status_schema: &'static str,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Jobs<S> {
     pub(crate) book: StatusBook<S>,
+    topics: JobTopics,
     /// How far this gateway's book has read the status topic.
     positions: Positions,
     codec: AvroCodec,
@@ -36,37 +43,58 @@ impl<S: JobStatus + AvroRecord + Send + Sync + 'static> Jobs<S> {
     /// Reads the status topic from the beginning into a fresh book, then follows it.
     pub(crate) async fn follow(
         kafka: &KafkaConfig,
-        status_topic: &str,
-        codec: &AvroCodec,
-        producer: &Producer,
+        topics: JobTopics,
+        base: &ServiceBase,
         timeout: Duration,
         shutdown: Shutdown,
     ) -> anyhow::Result<Self> {
         let book = StatusBook::<S>::default();
-        let tail = Tail::start(kafka, status_topic, StartAt::Beginning).await?;
+        let tail = Tail::start(kafka, &topics.status, StartAt::Beginning).await?;
         let into = book.clone();
         let following =
-            tail.follow(Apply::new(codec.clone(), S::parse_value, move |s| into.apply(s)), shutdown).await?;
-        Ok(Self { book, positions: following.positions, codec: codec.clone(), producer: producer.clone(), timeout })
+            tail.follow(Apply::new(base.codec.clone(), S::parse_value, move |s| into.apply(s)), shutdown).await?;
+        let (codec, producer) = (base.codec.clone(), base.producer.clone());
+        Ok(Self { book, topics, positions: following.positions, codec, producer, timeout })
     }
 
     /// Publishes the job's first status, then its request, and waits until this gateway's book
     /// shows the job, so its status URL answers right away.
-    pub(crate) async fn announce(&self, id: Uuid, status: Outgoing<'_>, request: Outgoing<'_>) -> Result<(), ApiError> {
+    pub(crate) async fn announce(&self, id: Uuid, status: &S, request: &impl AvroRecord) -> Result<(), ApiError> {
         let key = id.to_string();
-        let queued = self.publish(&key, status).await?;
-        self.publish(&key, request).await?;
+        let topics = &self.topics;
+        let queued = self.publish(&key, &topics.status, topics.status_schema, status.to_avro()).await?;
+        self.publish(&key, &topics.requests, topics.request_schema, request.to_avro()).await?;
         if !self.positions.wait_applied(queued.partition, queued.offset, self.timeout).await {
             tracing::warn!(%id, "the job status view is lagging");
         }
         Ok(())
     }
 
-    async fn publish(&self, key: &str, record: Outgoing<'_>) -> Result<platform::kafka::Delivered, ApiError> {
-        let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("cannot announce the job: {e}"));
+    async fn publish(
+        &self,
+        key: &str,
+        topic: &str,
+        schema: &'static str,
+        value: Value,
+    ) -> Result<platform::kafka::Delivered, ApiError> {
         self.codec
-            .publish(&self.producer, record.topic, record.schema, key.as_bytes(), record.value)
+            .publish(&self.producer, topic, schema, key.as_bytes(), value)
             .await
-            .map_err(|e| unavailable(&e))
+            .map_err(|e| ApiError::Unavailable(format!("cannot announce the job: {e}")))
     }
+}
+
+/// Imports: uploads go to blob storage, announcements and statuses through [`Jobs`].
+#[derive(Debug, Clone)]
+pub(crate) struct Imports {
+    pub(crate) jobs: Jobs<ImportStatus>,
+    pub(crate) blobs: BlobStore,
+    pub(crate) max_bytes: u64,
+}
+
+/// Exports: finished files are served from blob storage.
+#[derive(Debug, Clone)]
+pub(crate) struct Exports {
+    pub(crate) jobs: Jobs<ExportStatus>,
+    pub(crate) blobs: BlobStore,
 }

@@ -8,17 +8,14 @@
 //!
 //! - [`config`]: environment configuration;
 //! - [`http`]: the routes (`/users`, `/imports`, `/exports`, `/commands/{id}`, health);
-//! - `imports`, `exports`: uploads and downloads through blob storage, job announcements and the
-//!   job status views (`jobs`);
+//! - `jobs`: imports and exports: job announcements, the job status views, blob storage;
 //! - [`error`]: the problem+json error type;
 //! - [`Application`]: startup and the run loop until SIGTERM/Ctrl-C.
 
 pub mod commands;
 pub mod config;
 pub mod error;
-mod exports;
 pub mod http;
-mod imports;
 mod jobs;
 mod projection;
 
@@ -37,10 +34,8 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use commands::{CommandBus, Replies};
-use exports::Exports;
 use http::AppState;
-use imports::Imports;
-use jobs::Jobs;
+use jobs::{Exports, Imports, JobTopics, Jobs};
 
 /// A started gateway: listeners bound, projection caught up, replies followed.
 #[derive(Debug)]
@@ -94,35 +89,27 @@ impl Application {
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
         let job_timeout = Duration::from_millis(config.command_timeout_ms);
-        let (codec, producer) = (&base.codec, &base.producer);
+        let topics = &config.topics;
+        let import_topics = JobTopics {
+            requests: topics.import_requests.clone(),
+            request_schema: schemas::IMPORT_REQUEST,
+            status: topics.import_status.clone(),
+            status_schema: schemas::IMPORT_STATUS,
+        };
+        let export_topics = JobTopics {
+            requests: topics.export_requests.clone(),
+            request_schema: schemas::EXPORT_REQUEST,
+            status: topics.export_status.clone(),
+            status_schema: schemas::EXPORT_STATUS,
+        };
         let imports = Imports {
-            jobs: Jobs::follow(
-                &config.kafka,
-                &config.topics.import_status,
-                codec,
-                producer,
-                job_timeout,
-                shutdown.clone(),
-            )
-            .await?,
+            jobs: Jobs::follow(&config.kafka, import_topics, &base, job_timeout, shutdown.clone()).await?,
             blobs: blobs.clone(),
-            requests_topic: config.topics.import_requests.clone(),
-            status_topic: config.topics.import_status.clone(),
             max_bytes: config.max_import_bytes,
         };
         let exports = Exports {
-            jobs: Jobs::follow(
-                &config.kafka,
-                &config.topics.export_status,
-                codec,
-                producer,
-                job_timeout,
-                shutdown.clone(),
-            )
-            .await?,
+            jobs: Jobs::follow(&config.kafka, export_topics, &base, job_timeout, shutdown.clone()).await?,
             blobs,
-            requests_topic: config.topics.export_requests.clone(),
-            status_topic: config.topics.export_status.clone(),
         };
 
         tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);

@@ -84,7 +84,7 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
     positions.sort_by_key(|p| p.partition);
     let export_id = Uuid::now_v7();
     let request = ExportRequest { export_id, filter, columns, positions, requested_at: Timestamp::now() };
-    app.exports.announce(&request).await?;
+    app.exports.jobs.announce(export_id, &ExportStatus::queued(&request), &request).await?;
     let url = format!("/exports/{export_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
     let body = json!({

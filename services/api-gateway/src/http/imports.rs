@@ -103,7 +103,7 @@ async fn upload(
         mode,
         requested_at: Timestamp::now(),
     };
-    if let Err(error) = app.imports.announce(&request).await {
+    if let Err(error) = app.imports.jobs.announce(import_id, &ImportStatus::queued(&request), &request).await {
         app.imports.blobs.remove(&request.blob);
         return Err(error);
     }

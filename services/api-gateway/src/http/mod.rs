@@ -28,8 +28,7 @@ use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
 use crate::error::ApiError;
-use crate::exports::Exports;
-use crate::imports::Imports;
+use crate::jobs::{Exports, Imports};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
