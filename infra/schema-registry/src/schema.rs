@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use apache_avro::Schema;
-use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use serde::{Deserialize, Serialize};
 
 /// A schema that parsed, with its canonical text: whitespace, key order and JSON escapes do not
@@ -111,17 +111,31 @@ pub(crate) fn check(level: Level, candidate: &Schema, existing: &[Schema]) -> Re
     let mut problems = Vec::new();
     for old in against {
         if level.backward()
-            && let Err(e) = SchemaCompatibility::can_read(old, candidate)
+            && let Err(e) = can_read(old, candidate)
         {
             problems.push(format!("new schema cannot read data written with an existing one: {e}"));
         }
         if level.forward()
-            && let Err(e) = SchemaCompatibility::can_read(candidate, old)
+            && let Err(e) = can_read(candidate, old)
         {
             problems.push(format!("an existing schema cannot read data written with the new one: {e}"));
         }
     }
     if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
+/// Whether `reader` can read every datum written with `writer`. apache-avro answers
+/// `Partial` when only some data can be read (an enum symbol or a union branch the reader
+/// lacks); for a registry that is a refusal, as it is for Confluent's: a reader that fails on
+/// some records is not compatible.
+fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
+    match SchemaCompatibility::can_read(writer, reader) {
+        Ok(Compatibility::Full) => Ok(()),
+        Ok(Compatibility::Partial) => {
+            Err("only some data could be read: an enum symbol or a union branch is missing from the reader".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +210,63 @@ mod tests {
         let v3 = schema(r#"{"type":"record","name":"R","fields":[{"name":"b","type":"string","default":"x"}]}"#);
         assert!(check(Level::Forward, &v3, &[v1.clone(), v2.clone()]).is_ok());
         assert!(check(Level::ForwardTransitive, &v3, &[v1, v2]).is_err());
+    }
+
+    /// Version 1 of a record exercising every kind of change below.
+    const BASE: &str = r#"{"type":"record","name":"R","fields":[
+        {"name":"a","type":"string"},
+        {"name":"state","type":{"type":"enum","name":"State","symbols":["ON","OFF"]}},
+        {"name":"mode","type":{"type":"enum","name":"Mode","symbols":["X","Y"],"default":"X"}},
+        {"name":"u","type":["null","string","int"],"default":null}]}"#;
+
+    fn changed(from: &str, to: &str) -> Schema {
+        assert!(BASE.contains(from), "{from}");
+        schema(&BASE.replace(from, to))
+    }
+
+    #[test]
+    fn full_transitive_refuses_every_change_that_breaks_a_reader_of_either_side() {
+        let old = [schema(BASE)];
+        for (what, new) in [
+            (
+                "a field without default added",
+                changed(
+                    r#"{"name":"a","type":"string"}"#,
+                    r#"{"name":"a","type":"string"},{"name":"b","type":"long"}"#,
+                ),
+            ),
+            ("a field's type changed", changed(r#"{"name":"a","type":"string"}"#, r#"{"name":"a","type":"int"}"#)),
+            ("an enum symbol removed", changed(r#"["ON","OFF"]"#, r#"["ON"]"#)),
+            ("an enum symbol added", changed(r#"["ON","OFF"]"#, r#"["ON","OFF","BROKEN"]"#)),
+            ("a union branch removed", changed(r#"["null","string","int"]"#, r#"["null","string"]"#)),
+            ("a union branch added", changed(r#"["null","string","int"]"#, r#"["null","string","int","boolean"]"#)),
+        ] {
+            assert!(check(Level::FullTransitive, &new, &old).is_err(), "{what} must be refused");
+        }
+    }
+
+    #[test]
+    fn full_transitive_accepts_changes_every_reader_survives() {
+        let old = [schema(BASE)];
+        let with_optional_field = changed(
+            r#"{"name":"a","type":"string"}"#,
+            r#"{"name":"a","type":"string"},{"name":"b","type":["null","string"],"default":null}"#,
+        );
+        // An enum with a default maps unknown symbols to it, so it may gain and lose symbols.
+        let enum_with_default_changed = changed(r#"["X","Y"]"#, r#"["X","Z"]"#);
+        for new in [with_optional_field, enum_with_default_changed] {
+            assert_eq!(check(Level::FullTransitive, &new, &old), Ok(()));
+        }
+    }
+
+    #[test]
+    fn apache_avros_partial_compatibility_is_a_refusal() {
+        let old = schema(BASE);
+        let fewer_symbols = changed(r#"["ON","OFF"]"#, r#"["ON"]"#);
+        // apache-avro calls this readable "in part": some old data (OFF) is not.
+        assert_eq!(SchemaCompatibility::can_read(&old, &fewer_symbols), Ok(Compatibility::Partial));
+        assert!(check(Level::Backward, &fewer_symbols, std::slice::from_ref(&old)).is_err());
+        assert_eq!(check(Level::Forward, &fewer_symbols, &[old]), Ok(()), "old readers know every new symbol");
     }
 
     #[test]

@@ -224,3 +224,53 @@ async fn concurrent_registrations_of_the_same_new_schema_yield_one_id() {
     assert_eq!(registry.get("/subjects/race-value/versions").await.1, json!([1]));
     registry.stop().await;
 }
+
+/// The project's subjects run at FULL_TRANSITIVE: every version must read, and be read by,
+/// every other. A `User` record and the changes people try on it.
+fn evolving_user(extra_fields: &[serde_json::Value], email_type: &str, states: &[&str]) -> serde_json::Value {
+    let mut fields = vec![
+        json!({"name": "email", "type": email_type}),
+        json!({"name": "state", "type": {"type": "enum", "name": "State", "symbols": states}}),
+    ];
+    fields.extend(extra_fields.iter().cloned());
+    json!({"type": "record", "name": "User", "namespace": "test", "fields": fields})
+}
+
+#[tokio::test]
+async fn under_full_transitive_each_breaking_change_is_refused_with_409() {
+    let registry = TestRegistry::start().await;
+    let (status, _) = registry.send("PUT", "/config/evolving-value", json!({"compatibility": "FULL_TRANSITIVE"})).await;
+    assert_eq!(status, 200);
+    let states = ["ACTIVE", "BLOCKED"];
+    let locale = json!({"name": "locale", "type": ["null", "string"], "default": null});
+    let tier = json!({"name": "tier", "type": "string", "default": "basic"});
+    let v1 = evolving_user(&[], "string", &states);
+    let v2 = evolving_user(&[locale.clone(), tier.clone()], "string", &states);
+    assert_eq!(registry.register("evolving-value", &v1).await.0, 200);
+    assert_eq!(registry.register("evolving-value", &v2).await.0, 200, "an optional field with a default");
+
+    let without_default = json!({"name": "age", "type": "int"});
+    // Fine against v2, which has `tier`, but v3 could not read v1's records.
+    let tier_without_default = json!({"name": "tier", "type": "string"});
+    for (what, schema) in [
+        (
+            "a field without a default",
+            evolving_user(&[locale.clone(), tier.clone(), without_default], "string", &states),
+        ),
+        ("a field's type changed", evolving_user(&[locale.clone(), tier.clone()], "int", &states)),
+        ("an enum symbol removed", evolving_user(&[locale.clone(), tier.clone()], "string", &["ACTIVE"])),
+        (
+            "a default dropped (breaks only against v1)",
+            evolving_user(&[locale.clone(), tier_without_default], "string", &states),
+        ),
+    ] {
+        let (status, body) = registry.register("evolving-value", &schema).await;
+        assert_eq!((status, body["error_code"].clone()), (409, json!(409)), "{what}: {body}");
+        let (status, verdict) = registry
+            .send("POST", "/compatibility/subjects/evolving-value/versions", json!({"schema": schema.to_string()}))
+            .await;
+        assert_eq!((status, verdict["is_compatible"].clone()), (200, json!(false)), "{what}: {verdict}");
+    }
+    assert_eq!(registry.get("/subjects/evolving-value/versions").await.1, json!([1, 2]), "nothing was added");
+    registry.stop().await;
+}
