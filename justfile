@@ -47,7 +47,7 @@ run service *args:
 
 # Write a realistic import file, e.g. `just gen-csv 1000000 users.csv --bad-share 0.05`
 gen-csv rows path="users.csv" *flags:
-    cargo run --release --quiet -p import-worker --bin gen-csv -- {{ rows }} {{ path }} {{ flags }}
+    cargo run --release --quiet -p testkit --bin gen-csv -- {{ rows }} {{ path }} {{ flags }}
 
 # Every test against a fresh local Kafka, then the infrastructure smoke test (what CI runs)
 test *args:
@@ -56,7 +56,11 @@ test *args:
 # Measure the system end to end (release builds, fresh Kafka on ports of its own), e.g. `just bench --rows 100000`
 bench *args:
     cargo build --release --quiet --bins
-    cargo run --release --quiet -p bench -- {{ args }}
+    cargo run --release --quiet -p bench --bin bench -- {{ args }}
+
+# Compare the Avro codecs on the hot records: the generated one, serde_avro_fast, apache-avro
+bench-codecs:
+    cargo run --release --quiet -p bench --bin codecs
 
 # Build the release binaries of the services and `topics` into target/dist (what the Docker image runs)
 build:
@@ -82,10 +86,15 @@ logs *service:
 ps:
     docker compose ps
 
-# Formatting and lints, as CI checks them
+# Formatting, lints and the schema check, as CI checks them
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+    just schema-check
+
+# The Avro contract in schemas/ against every release in schemas/releases/, at FULL_TRANSITIVE
+schema-check:
+    cargo run --quiet -p schema-registry --bin schema-check -- schemas
 
 # Resolve the Kafka jars from Maven Central into the local cache (done on first start anyway)
 fetch:

@@ -41,6 +41,15 @@ impl<S: JobStatus> StatusBook<S> {
         *entry = status.not_behind(&entry);
     }
 
+    /// `status`, moved forward to what the book holds for its job if that is further along:
+    /// what a writer publishes so readers never see a job go back.
+    pub fn not_behind(&self, status: S) -> S {
+        match self.get(status.job_id()) {
+            Some(previous) => status.not_behind(&previous),
+            None => status,
+        }
+    }
+
     pub fn get(&self, job_id: Uuid) -> Option<S> {
         self.statuses.get(&job_id).map(|s| s.clone())
     }

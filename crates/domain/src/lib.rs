@@ -7,12 +7,11 @@
 //! - [`decide`]: the rules, as a pure function from a command and the current users to a
 //!   decision (an event to apply, nothing to change, or a rejection with its reason);
 //! - [`view`]: the users as a read model built by applying events (each service keeps one);
-//! - [`avro`]: the mapping to the Avro contract in `schemas/`; [`wire`]: the same bytes, written
-//!   and read directly on the hot paths.
+//! - [`wire`]: the domain's messages as the records of the Avro contract (`contract`, generated
+//!   from `schemas/`), checked both ways.
 //!
 //! Nothing here opens a socket or reads a file; services do that through `platform`.
 
-pub mod avro;
 pub mod book;
 pub mod command;
 pub mod decide;

@@ -76,6 +76,10 @@ impl Email {
         &self.0
     }
 
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     /// The uniqueness key: two addresses differing only in case are the same user.
     pub fn key(&self) -> String {
         self.0.to_lowercase()
@@ -117,6 +121,10 @@ impl Name {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

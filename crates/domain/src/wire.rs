@@ -1,400 +1,592 @@
-//! The hot paths' Avro binary codec: commands, events and replies written and read directly,
-//! byte for byte as apache-avro would for the schemas in `schemas/` (tests compare both ways),
-//! about twenty times faster than building and walking a generic `Value` tree. Used only for
-//! records whose schema id is exactly ours; anything else goes through the generic path.
+//! The domain's messages as the contract's records (`contract`, generated from `schemas/`):
+//! `TryFrom<Domain> for Record` to send (by value: nothing is copied on the hot paths; clone
+//! what you keep), `TryFrom<Record> for Domain` to receive.
+//!
+//! From the wire, every value is held to today's rules, as if it had just been typed in: a
+//! user in an event must still have a valid email and name, a count or a version must not be
+//! negative, a partition must come with its offset. A value that breaks a rule or does not fit
+//! its type is refused ([`MappingError`]), never clamped or defaulted. To the wire, a count too
+//! large for Avro's `long` is refused the same way.
 
-use uuid::Uuid;
+use contract::{MappingError, commands as c, events as e, exports as x, imports as i, replies as r};
 
 use crate::command::{BatchItem, Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
 use crate::event::{Event, EventEnvelope};
+use crate::export::{Column, ExportFilter, ExportRequest, ExportState, ExportStatus};
+use crate::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
 use crate::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use crate::time::Timestamp;
 use crate::user::{Age, Email, FieldError, Name, User};
 
-/// A type with a direct binary form of its schema.
-pub trait Wire: Sized {
-    fn write(&self, out: &mut Vec<u8>);
-    fn read(bytes: &[u8]) -> Result<Self, String>;
+type Result<T> = std::result::Result<T, MappingError>;
+
+fn long(field: &'static str, n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| MappingError::new(field, format!("{n} does not fit a long")))
 }
 
-// ---- primitives -------------------------------------------------------------------------------
-
-fn long(out: &mut Vec<u8>, n: i64) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
+fn unsigned(field: &'static str, n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| MappingError::new(field, format!("{n} is negative")))
 }
 
-fn unsigned(out: &mut Vec<u8>, n: u64) {
-    long(out, i64::try_from(n).unwrap_or(i64::MAX));
+fn rule<T>(field: &'static str, checked: std::result::Result<T, FieldError>) -> Result<T> {
+    checked.map_err(|e| MappingError::new(field, e.message))
 }
 
-fn string(out: &mut Vec<u8>, s: &str) {
-    long(out, s.len() as i64);
-    out.extend_from_slice(s.as_bytes());
+fn age(field: &'static str, n: i64) -> Result<u8> {
+    u8::try_from(n).map_err(|_| MappingError::new(field, format!("{n} is not an age")))
 }
 
-fn uuid(out: &mut Vec<u8>, id: Uuid) {
-    long(out, 36);
-    out.extend_from_slice(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes());
-}
+// ---- users ----------------------------------------------------------------------------------
 
-/// A `["null", T]` union.
-fn optional<T>(out: &mut Vec<u8>, value: Option<T>, write: impl FnOnce(&mut Vec<u8>, T)) {
-    match value {
-        None => long(out, 0),
-        Some(value) => {
-            long(out, 1);
-            write(out, value);
-        }
+impl TryFrom<User> for contract::User {
+    type Error = MappingError;
+
+    fn try_from(user: User) -> Result<Self> {
+        Ok(Self {
+            id: user.id,
+            email: user.email.into_string(),
+            name: user.name.into_string(),
+            age: user.age.map(|a| i32::from(a.get())),
+            created_at: user.created_at.millis(),
+            updated_at: user.updated_at.millis(),
+            version: long("version", user.version)?,
+        })
     }
 }
 
-/// An array in one block (what apache-avro writes): count, items, then 0.
-fn array<T>(out: &mut Vec<u8>, items: &[T], write: impl Fn(&mut Vec<u8>, &T)) {
-    if !items.is_empty() {
-        long(out, items.len() as i64);
-        for item in items {
-            write(out, item);
-        }
-    }
-    long(out, 0);
-}
+impl TryFrom<contract::User> for User {
+    type Error = MappingError;
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn long(&mut self) -> Result<i64, String> {
-        let (mut z, mut shift) = (0u64, 0);
-        loop {
-            let (&byte, rest) = self.bytes.split_first().ok_or("truncated number")?;
-            self.bytes = rest;
-            if shift > 63 {
-                return Err("number too long".into());
-            }
-            z |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
-            }
-            shift += 7;
-        }
-    }
-
-    fn unsigned(&mut self) -> Result<u64, String> {
-        u64::try_from(self.long()?).map_err(|_| "negative count or version".to_owned())
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = usize::try_from(self.long()?).map_err(|_| "negative length")?;
-        if len > self.bytes.len() {
-            return Err("truncated string".into());
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn str(&mut self) -> Result<&'a str, String> {
-        std::str::from_utf8(self.bytes()?).map_err(|e| e.to_string())
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.str().map(str::to_owned)
-    }
-
-    fn uuid(&mut self) -> Result<Uuid, String> {
-        Uuid::try_parse_ascii(self.bytes()?).map_err(|e| e.to_string())
-    }
-
-    fn boolean(&mut self) -> Result<bool, String> {
-        let (&byte, rest) = self.bytes.split_first().ok_or("truncated boolean")?;
-        self.bytes = rest;
-        Ok(byte != 0)
-    }
-
-    fn branch(&mut self, branches: i64) -> Result<i64, String> {
-        let index = self.long()?;
-        if (0..branches).contains(&index) { Ok(index) } else { Err(format!("unknown union branch {index}")) }
-    }
-
-    fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Result<T, String>) -> Result<Option<T>, String> {
-        match self.branch(2)? {
-            0 => Ok(None),
-            _ => read(self).map(Some),
-        }
-    }
-
-    /// Reads an array written in any number of blocks (negative counts carry a byte size).
-    fn array<T>(&mut self, mut read: impl FnMut(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
-        let mut items = Vec::new();
-        loop {
-            let count = self.long()?;
-            if count == 0 {
-                return Ok(items);
-            }
-            if count < 0 {
-                self.long()?;
-            }
-            for _ in 0..count.unsigned_abs() {
-                items.push(read(self)?);
-            }
-        }
-    }
-
-    fn timestamp(&mut self) -> Result<Timestamp, String> {
-        self.long().map(Timestamp::from_millis)
-    }
-
-    fn end(self) -> Result<(), String> {
-        if self.bytes.is_empty() { Ok(()) } else { Err(format!("{} unexpected bytes at the end", self.bytes.len())) }
+    fn try_from(user: contract::User) -> Result<Self> {
+        Ok(Self {
+            id: user.id,
+            email: rule("email", Email::parse(&user.email))?,
+            name: rule("name", Name::parse(&user.name))?,
+            age: user.age.map(|a| rule("age", Age::parse(i64::from(a)))).transpose()?,
+            created_at: Timestamp::from_millis(user.created_at),
+            updated_at: Timestamp::from_millis(user.updated_at),
+            version: unsigned("version", user.version)?,
+        })
     }
 }
 
-// ---- shared records ---------------------------------------------------------------------------
+// ---- events ---------------------------------------------------------------------------------
 
-fn write_user(out: &mut Vec<u8>, user: &User) {
-    uuid(out, user.id);
-    string(out, user.email.as_str());
-    string(out, user.name.as_str());
-    optional(out, user.age, |out, age| long(out, i64::from(age.get())));
-    long(out, user.created_at.millis());
-    long(out, user.updated_at.millis());
-    unsigned(out, user.version);
-}
+impl TryFrom<EventEnvelope> for e::UserEvent {
+    type Error = MappingError;
 
-fn read_user(r: &mut Reader<'_>) -> Result<User, String> {
-    Ok(User {
-        id: r.uuid()?,
-        email: Email::parse(r.str()?).map_err(|e| e.to_string())?,
-        name: Name::parse(r.str()?).map_err(|e| e.to_string())?,
-        age: r.optional(|r| r.long().and_then(|n| Age::parse(n).map_err(|e| e.to_string())))?,
-        created_at: r.timestamp()?,
-        updated_at: r.timestamp()?,
-        version: r.unsigned()?,
-    })
-}
-
-fn write_rejection(out: &mut Vec<u8>, rejection: &Rejection) {
-    let reason = RejectionReason::ALL.iter().position(|r| *r == rejection.reason).unwrap_or(3);
-    long(out, reason as i64);
-    string(out, &rejection.message);
-    array(out, &rejection.field_errors, |out, e| {
-        string(out, &e.field);
-        string(out, &e.code);
-        string(out, &e.message);
-    });
-}
-
-fn read_rejection(r: &mut Reader<'_>) -> Result<Rejection, String> {
-    let reason = usize::try_from(r.long()?).ok().and_then(|i| RejectionReason::ALL.get(i).copied());
-    Ok(Rejection {
-        reason: reason.unwrap_or(RejectionReason::Invalid),
-        message: r.string()?,
-        field_errors: r.array(|r| Ok(FieldError { field: r.string()?, code: r.string()?, message: r.string()? }))?,
-    })
-}
-
-// ---- envelopes ------------------------------------------------------------------------------------
-
-impl Wire for CommandEnvelope {
-    fn write(&self, out: &mut Vec<u8>) {
-        uuid(out, self.command_id);
-        uuid(out, self.correlation_id);
-        string(out, &self.requester);
-        long(out, self.issued_at.millis());
-        match &self.command {
-            Command::Create(c) => {
-                long(out, 0);
-                string(out, &c.email);
-                string(out, &c.name);
-                optional(out, c.age, long);
-            }
-            Command::Update(u) => {
-                long(out, 1);
-                uuid(out, u.user_id);
-                optional(out, u.email.as_deref(), string);
-                optional(out, u.name.as_deref(), string);
-                optional(out, u.age, |out, age| optional(out, age, long));
-                optional(out, u.expected_version, unsigned);
-            }
-            Command::Delete(d) => {
-                long(out, 2);
-                uuid(out, d.user_id);
-                optional(out, d.expected_version, unsigned);
-            }
-            Command::Batch(items) => {
-                long(out, 3);
-                array(out, items, |out, item| {
-                    uuid(out, item.command_id);
-                    unsigned(out, item.line);
-                    out.push(u8::from(item.upsert));
-                    string(out, &item.user.email);
-                    string(out, &item.user.name);
-                    optional(out, item.user.age, long);
-                });
-            }
-        }
-    }
-
-    fn read(bytes: &[u8]) -> Result<Self, String> {
-        let mut r = Reader { bytes };
-        let (command_id, correlation_id, requester, issued_at) = (r.uuid()?, r.uuid()?, r.string()?, r.timestamp()?);
-        let command = match r.branch(4)? {
-            0 => Command::Create(CreateUser { email: r.string()?, name: r.string()?, age: r.optional(Reader::long)? }),
-            1 => Command::Update(UpdateUser {
-                user_id: r.uuid()?,
-                email: r.optional(Reader::string)?,
-                name: r.optional(Reader::string)?,
-                age: r.optional(|r| r.optional(Reader::long))?,
-                expected_version: r.optional(Reader::unsigned)?,
+    fn try_from(envelope: EventEnvelope) -> Result<Self> {
+        let event = match envelope.event {
+            Event::Created(user) => e::Event::UserCreated(e::UserCreated { user: user.try_into()? }),
+            Event::Updated(user) => e::Event::UserUpdated(e::UserUpdated { user: user.try_into()? }),
+            Event::Deleted { user_id, email, version } => e::Event::UserDeleted(e::UserDeleted {
+                user_id,
+                email: email.into_string(),
+                version: long("version", version)?,
             }),
-            2 => Command::Delete(DeleteUser { user_id: r.uuid()?, expected_version: r.optional(Reader::unsigned)? }),
-            _ => Command::Batch(r.array(|r| {
-                Ok(BatchItem {
-                    command_id: r.uuid()?,
-                    line: r.unsigned()?,
-                    upsert: r.boolean()?,
-                    user: CreateUser { email: r.string()?, name: r.string()?, age: r.optional(Reader::long)? },
-                })
-            })?),
         };
-        r.end()?;
-        Ok(Self { command_id, correlation_id, requester, issued_at, command })
+        Ok(Self {
+            event_id: envelope.event_id,
+            command_id: envelope.command_id,
+            correlation_id: envelope.correlation_id,
+            occurred_at: envelope.occurred_at.millis(),
+            event,
+        })
     }
 }
 
-impl Wire for EventEnvelope {
-    fn write(&self, out: &mut Vec<u8>) {
-        uuid(out, self.event_id);
-        uuid(out, self.command_id);
-        uuid(out, self.correlation_id);
-        long(out, self.occurred_at.millis());
-        match &self.event {
-            Event::Created(user) => {
-                long(out, 0);
-                write_user(out, user);
-            }
-            Event::Updated(user) => {
-                long(out, 1);
-                write_user(out, user);
-            }
-            Event::Deleted { user_id, email, version } => {
-                long(out, 2);
-                uuid(out, *user_id);
-                string(out, email.as_str());
-                unsigned(out, *version);
-            }
-        }
-    }
+impl TryFrom<e::UserEvent> for EventEnvelope {
+    type Error = MappingError;
 
-    fn read(bytes: &[u8]) -> Result<Self, String> {
-        let mut r = Reader { bytes };
-        let (event_id, command_id, correlation_id, occurred_at) = (r.uuid()?, r.uuid()?, r.uuid()?, r.timestamp()?);
-        let event = match r.branch(3)? {
-            0 => Event::Created(read_user(&mut r)?),
-            1 => Event::Updated(read_user(&mut r)?),
-            _ => Event::Deleted {
-                user_id: r.uuid()?,
-                email: Email::parse(r.str()?).map_err(|e| e.to_string())?,
-                version: r.unsigned()?,
+    fn try_from(record: e::UserEvent) -> Result<Self> {
+        let event = match record.event {
+            e::Event::UserCreated(created) => Event::Created(created.user.try_into()?),
+            e::Event::UserUpdated(updated) => Event::Updated(updated.user.try_into()?),
+            e::Event::UserDeleted(deleted) => Event::Deleted {
+                user_id: deleted.user_id,
+                email: rule("email", Email::parse(&deleted.email))?,
+                version: unsigned("version", deleted.version)?,
             },
         };
-        r.end()?;
-        Ok(Self { event_id, command_id, correlation_id, occurred_at, event })
+        Ok(Self {
+            event_id: record.event_id,
+            command_id: record.command_id,
+            correlation_id: record.correlation_id,
+            occurred_at: Timestamp::from_millis(record.occurred_at),
+            event,
+        })
     }
 }
 
-impl Wire for Reply {
-    fn write(&self, out: &mut Vec<u8>) {
-        uuid(out, self.command_id);
-        uuid(out, self.correlation_id);
-        string(out, &self.requester);
-        match &self.outcome {
-            Outcome::Accepted(a) => {
-                long(out, 0);
-                uuid(out, a.user_id);
-                optional(out, a.user.as_ref(), write_user);
-                optional(out, a.event.map(|p| i64::from(p.partition)), long);
-                optional(out, a.event.map(|p| p.offset), long);
-            }
-            Outcome::Rejected(rejection) => {
-                long(out, 1);
-                write_rejection(out, rejection);
-            }
-            Outcome::Batch(items) => {
-                long(out, 2);
-                array(out, items, |out, item| {
-                    uuid(out, item.command_id);
-                    unsigned(out, item.line);
-                    optional(out, item.result.as_ref().ok().copied(), uuid);
-                    optional(out, item.result.as_ref().err(), write_rejection);
-                });
-            }
-        }
-    }
+// ---- commands -------------------------------------------------------------------------------
 
-    fn read(bytes: &[u8]) -> Result<Self, String> {
-        let mut r = Reader { bytes };
-        let (command_id, correlation_id, requester) = (r.uuid()?, r.uuid()?, r.string()?);
-        let outcome = match r.branch(3)? {
-            0 => {
-                let user_id = r.uuid()?;
-                let user = r.optional(read_user)?;
-                let partition = r.optional(Reader::long)?;
-                let offset = r.optional(Reader::long)?;
-                let event = match (partition, offset) {
-                    (Some(p), Some(o)) => Some(EventPosition { partition: i32::try_from(p).unwrap_or(-1), offset: o }),
-                    _ => None,
-                };
-                Outcome::Accepted(Accepted { user_id, user, event })
+impl TryFrom<CommandEnvelope> for c::UserCommand {
+    type Error = MappingError;
+
+    fn try_from(envelope: CommandEnvelope) -> Result<Self> {
+        let command = match envelope.command {
+            Command::Create(create) => {
+                c::Command::CreateUser(c::CreateUser { email: create.email, name: create.name, age: create.age })
             }
-            1 => Outcome::Rejected(read_rejection(&mut r)?),
-            _ => Outcome::Batch(r.array(|r| {
-                let (command_id, line) = (r.uuid()?, r.unsigned()?);
-                let user_id = r.optional(Reader::uuid)?;
-                let result = match (user_id, r.optional(read_rejection)?) {
-                    (_, Some(rejection)) => Err(rejection),
-                    (Some(id), None) => Ok(id),
-                    (None, None) => return Err("item outcome without a user or a rejection".into()),
-                };
-                Ok(ItemOutcome { command_id, line, result })
-            })?),
+            Command::Update(update) => c::Command::UpdateUser(c::UpdateUser {
+                user_id: update.user_id,
+                email: update.email,
+                name: update.name,
+                age: update.age.map(|value| c::AgeChange { value }),
+                expected_version: update.expected_version.map(|v| long("expected_version", v)).transpose()?,
+            }),
+            Command::Delete(delete) => c::Command::DeleteUser(c::DeleteUser {
+                user_id: delete.user_id,
+                expected_version: delete.expected_version.map(|v| long("expected_version", v)).transpose()?,
+            }),
+            Command::Batch(items) => c::Command::UserBatch(c::UserBatch {
+                items: items
+                    .into_iter()
+                    .map(|item| {
+                        Ok(c::BatchItem {
+                            command_id: item.command_id,
+                            line: long("line", item.line)?,
+                            upsert: item.upsert,
+                            email: item.user.email,
+                            name: item.user.name,
+                            age: item.user.age,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            }),
         };
-        r.end()?;
-        Ok(Self { command_id, correlation_id, requester, outcome })
+        Ok(Self {
+            command_id: envelope.command_id,
+            correlation_id: envelope.correlation_id,
+            requester: envelope.requester,
+            issued_at: envelope.issued_at.millis(),
+            command,
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Field values stay raw: user-service validates them when it decides.
+impl TryFrom<c::UserCommand> for CommandEnvelope {
+    type Error = MappingError;
 
-    #[test]
-    fn longs_use_zigzag_varints() {
-        for (n, bytes) in [(0, vec![0]), (-1, vec![1]), (1, vec![2]), (-64, vec![127]), (64, vec![128, 1])] {
-            let mut out = Vec::new();
-            long(&mut out, n);
-            assert_eq!(out, bytes, "{n}");
-            assert_eq!(Reader { bytes: &out }.long(), Ok(n));
-        }
-        for n in [i64::MIN, i64::MAX, 1 << 40, -(1 << 40)] {
-            let mut out = Vec::new();
-            long(&mut out, n);
-            assert_eq!(Reader { bytes: &out }.long(), Ok(n));
-        }
+    fn try_from(record: c::UserCommand) -> Result<Self> {
+        let command = match record.command {
+            c::Command::CreateUser(create) => {
+                Command::Create(CreateUser { email: create.email, name: create.name, age: create.age })
+            }
+            c::Command::UpdateUser(update) => Command::Update(UpdateUser {
+                user_id: update.user_id,
+                email: update.email,
+                name: update.name,
+                age: update.age.map(|change| change.value),
+                expected_version: update.expected_version.map(|v| unsigned("expected_version", v)).transpose()?,
+            }),
+            c::Command::DeleteUser(delete) => Command::Delete(DeleteUser {
+                user_id: delete.user_id,
+                expected_version: delete.expected_version.map(|v| unsigned("expected_version", v)).transpose()?,
+            }),
+            c::Command::UserBatch(batch) => Command::Batch(
+                batch
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        Ok(BatchItem {
+                            command_id: item.command_id,
+                            line: unsigned("line", item.line)?,
+                            upsert: item.upsert,
+                            user: CreateUser { email: item.email, name: item.name, age: item.age },
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        Ok(Self {
+            command_id: record.command_id,
+            correlation_id: record.correlation_id,
+            requester: record.requester,
+            issued_at: Timestamp::from_millis(record.issued_at),
+            command,
+        })
     }
+}
 
-    #[test]
-    fn truncated_or_garbage_input_is_an_error_not_a_panic() {
-        for bytes in [&b""[..], &[0x80][..], &[0xff; 12][..], &[72, b'x'][..]] {
-            assert!(EventEnvelope::read(bytes).is_err());
-            assert!(CommandEnvelope::read(bytes).is_err());
-            assert!(Reply::read(bytes).is_err());
-        }
+// ---- replies --------------------------------------------------------------------------------
+
+fn reason_to(reason: RejectionReason) -> r::RejectionReason {
+    match reason {
+        RejectionReason::EmailTaken => r::RejectionReason::EmailTaken,
+        RejectionReason::NotFound => r::RejectionReason::NotFound,
+        RejectionReason::VersionConflict => r::RejectionReason::VersionConflict,
+        RejectionReason::Invalid => r::RejectionReason::Invalid,
+    }
+}
+
+fn reason_from(reason: r::RejectionReason) -> RejectionReason {
+    match reason {
+        r::RejectionReason::EmailTaken => RejectionReason::EmailTaken,
+        r::RejectionReason::NotFound => RejectionReason::NotFound,
+        r::RejectionReason::VersionConflict => RejectionReason::VersionConflict,
+        r::RejectionReason::Invalid => RejectionReason::Invalid,
+    }
+}
+
+fn field_errors_to(errors: Vec<FieldError>) -> Vec<r::FieldError> {
+    errors.into_iter().map(|e| r::FieldError { field: e.field, code: e.code, message: e.message }).collect()
+}
+
+fn field_errors_from(errors: Vec<r::FieldError>) -> Vec<FieldError> {
+    errors.into_iter().map(|e| FieldError { field: e.field, code: e.code, message: e.message }).collect()
+}
+
+impl TryFrom<Reply> for r::UserCommandReply {
+    type Error = MappingError;
+
+    fn try_from(reply: Reply) -> Result<Self> {
+        let outcome = match reply.outcome {
+            Outcome::Accepted(accepted) => r::Outcome::Accepted(r::Accepted {
+                user_id: accepted.user_id,
+                user: accepted.user.map(TryInto::try_into).transpose()?,
+                event_partition: accepted.event.map(|p| p.partition),
+                event_offset: accepted.event.map(|p| p.offset),
+            }),
+            Outcome::Rejected(rejection) => r::Outcome::Rejected(r::Rejected {
+                reason: reason_to(rejection.reason),
+                message: rejection.message,
+                field_errors: field_errors_to(rejection.field_errors),
+            }),
+            Outcome::Batch(items) => r::Outcome::BatchOutcome(r::BatchOutcome {
+                items: items
+                    .into_iter()
+                    .map(|item| {
+                        let (user_id, rejection) = match item.result {
+                            Ok(user_id) => (Some(user_id), None),
+                            Err(rejection) => (
+                                None,
+                                Some(r::ItemRejection {
+                                    reason: reason_to(rejection.reason),
+                                    message: rejection.message,
+                                    field_errors: field_errors_to(rejection.field_errors),
+                                }),
+                            ),
+                        };
+                        Ok(r::ItemOutcome {
+                            command_id: item.command_id,
+                            line: long("line", item.line)?,
+                            user_id,
+                            rejection,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            }),
+        };
+        Ok(Self {
+            command_id: reply.command_id,
+            correlation_id: reply.correlation_id,
+            requester: reply.requester,
+            outcome,
+        })
+    }
+}
+
+impl TryFrom<r::UserCommandReply> for Reply {
+    type Error = MappingError;
+
+    fn try_from(record: r::UserCommandReply) -> Result<Self> {
+        let outcome = match record.outcome {
+            r::Outcome::Accepted(accepted) => Outcome::Accepted(Accepted {
+                user_id: accepted.user_id,
+                user: accepted.user.map(TryInto::try_into).transpose()?,
+                event: match (accepted.event_partition, accepted.event_offset) {
+                    (Some(partition), Some(offset)) => Some(EventPosition { partition, offset }),
+                    (None, None) => None,
+                    _ => return Err(MappingError::new("event_partition", "a partition and an offset go together")),
+                },
+            }),
+            r::Outcome::Rejected(rejected) => Outcome::Rejected(Rejection {
+                reason: reason_from(rejected.reason),
+                message: rejected.message,
+                field_errors: field_errors_from(rejected.field_errors),
+            }),
+            r::Outcome::BatchOutcome(batch) => Outcome::Batch(
+                batch
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        let result = match (item.user_id, item.rejection) {
+                            (Some(user_id), None) => Ok(user_id),
+                            (None, Some(rejection)) => Err(Rejection {
+                                reason: reason_from(rejection.reason),
+                                message: rejection.message,
+                                field_errors: field_errors_from(rejection.field_errors),
+                            }),
+                            _ => return Err(MappingError::new("items", "an item has either a user or a rejection")),
+                        };
+                        Ok(ItemOutcome { command_id: item.command_id, line: unsigned("line", item.line)?, result })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
+        Ok(Self {
+            command_id: record.command_id,
+            correlation_id: record.correlation_id,
+            requester: record.requester,
+            outcome,
+        })
+    }
+}
+
+// ---- imports --------------------------------------------------------------------------------
+
+fn mode_to(mode: ImportMode) -> i::ImportMode {
+    match mode {
+        ImportMode::Create => i::ImportMode::Create,
+        ImportMode::Upsert => i::ImportMode::Upsert,
+    }
+}
+
+fn mode_from(mode: i::ImportMode) -> ImportMode {
+    match mode {
+        i::ImportMode::Create => ImportMode::Create,
+        i::ImportMode::Upsert => ImportMode::Upsert,
+    }
+}
+
+fn millis(t: Option<Timestamp>) -> Option<i64> {
+    t.map(Timestamp::millis)
+}
+
+fn timestamp(millis: Option<i64>) -> Option<Timestamp> {
+    millis.map(Timestamp::from_millis)
+}
+
+impl TryFrom<ImportRequest> for i::ImportRequested {
+    type Error = MappingError;
+
+    fn try_from(request: ImportRequest) -> Result<Self> {
+        Ok(Self {
+            import_id: request.import_id,
+            blob: request.blob,
+            file_name: request.file_name,
+            size_bytes: long("size_bytes", request.size_bytes)?,
+            mode: mode_to(request.mode),
+            requested_at: request.requested_at.millis(),
+        })
+    }
+}
+
+impl TryFrom<i::ImportRequested> for ImportRequest {
+    type Error = MappingError;
+
+    fn try_from(record: i::ImportRequested) -> Result<Self> {
+        Ok(Self {
+            import_id: record.import_id,
+            blob: record.blob,
+            file_name: record.file_name,
+            size_bytes: unsigned("size_bytes", record.size_bytes)?,
+            mode: mode_from(record.mode),
+            requested_at: Timestamp::from_millis(record.requested_at),
+        })
+    }
+}
+
+impl TryFrom<ImportStatus> for i::ImportStatus {
+    type Error = MappingError;
+
+    fn try_from(status: ImportStatus) -> Result<Self> {
+        Ok(Self {
+            import_id: status.import_id,
+            state: match status.state {
+                ImportState::Queued => i::ImportState::Queued,
+                ImportState::Running => i::ImportState::Running,
+                ImportState::Completed => i::ImportState::Completed,
+                ImportState::Failed => i::ImportState::Failed,
+            },
+            mode: mode_to(status.mode),
+            file_name: status.file_name,
+            size_bytes: long("size_bytes", status.size_bytes)?,
+            rows_read: long("rows_read", status.rows_read)?,
+            accepted: long("accepted", status.accepted)?,
+            rejected: long("rejected", status.rejected)?,
+            requested_at: status.requested_at.millis(),
+            started_at: millis(status.started_at),
+            finished_at: millis(status.finished_at),
+            error: status.error,
+            warnings: status.warnings,
+            errors_blob: status.errors_blob,
+        })
+    }
+}
+
+impl TryFrom<i::ImportStatus> for ImportStatus {
+    type Error = MappingError;
+
+    fn try_from(record: i::ImportStatus) -> Result<Self> {
+        Ok(Self {
+            import_id: record.import_id,
+            state: match record.state {
+                i::ImportState::Queued => ImportState::Queued,
+                i::ImportState::Running => ImportState::Running,
+                i::ImportState::Completed => ImportState::Completed,
+                i::ImportState::Failed => ImportState::Failed,
+            },
+            mode: mode_from(record.mode),
+            file_name: record.file_name,
+            size_bytes: unsigned("size_bytes", record.size_bytes)?,
+            rows_read: unsigned("rows_read", record.rows_read)?,
+            accepted: unsigned("accepted", record.accepted)?,
+            rejected: unsigned("rejected", record.rejected)?,
+            requested_at: Timestamp::from_millis(record.requested_at),
+            started_at: timestamp(record.started_at),
+            finished_at: timestamp(record.finished_at),
+            error: record.error,
+            warnings: record.warnings,
+            errors_blob: record.errors_blob,
+        })
+    }
+}
+
+// ---- exports --------------------------------------------------------------------------------
+
+fn filter_to(filter: ExportFilter) -> x::ExportFilter {
+    x::ExportFilter {
+        q: filter.q,
+        email_domain: filter.email_domain,
+        min_age: filter.min_age.map(i32::from),
+        max_age: filter.max_age.map(i32::from),
+        created_after: millis(filter.created_after),
+        created_before: millis(filter.created_before),
+    }
+}
+
+fn filter_from(filter: x::ExportFilter) -> Result<ExportFilter> {
+    Ok(ExportFilter {
+        q: filter.q,
+        email_domain: filter.email_domain,
+        min_age: filter.min_age.map(|a| age("min_age", i64::from(a))).transpose()?,
+        max_age: filter.max_age.map(|a| age("max_age", i64::from(a))).transpose()?,
+        created_after: timestamp(filter.created_after),
+        created_before: timestamp(filter.created_before),
+    })
+}
+
+fn columns_to(columns: Vec<Column>) -> Vec<x::ExportColumn> {
+    columns
+        .into_iter()
+        .map(|column| match column {
+            Column::Id => x::ExportColumn::Id,
+            Column::Email => x::ExportColumn::Email,
+            Column::Name => x::ExportColumn::Name,
+            Column::Age => x::ExportColumn::Age,
+            Column::CreatedAt => x::ExportColumn::CreatedAt,
+            Column::UpdatedAt => x::ExportColumn::UpdatedAt,
+            Column::Version => x::ExportColumn::Version,
+        })
+        .collect()
+}
+
+fn columns_from(columns: Vec<x::ExportColumn>) -> Vec<Column> {
+    columns
+        .into_iter()
+        .map(|column| match column {
+            x::ExportColumn::Id => Column::Id,
+            x::ExportColumn::Email => Column::Email,
+            x::ExportColumn::Name => Column::Name,
+            x::ExportColumn::Age => Column::Age,
+            x::ExportColumn::CreatedAt => Column::CreatedAt,
+            x::ExportColumn::UpdatedAt => Column::UpdatedAt,
+            x::ExportColumn::Version => Column::Version,
+        })
+        .collect()
+}
+
+impl TryFrom<ExportRequest> for x::ExportRequested {
+    type Error = MappingError;
+
+    fn try_from(request: ExportRequest) -> Result<Self> {
+        Ok(Self {
+            export_id: request.export_id,
+            filter: filter_to(request.filter),
+            columns: columns_to(request.columns),
+            positions: request
+                .positions
+                .into_iter()
+                .map(|p| x::EventsPosition { partition: p.partition, offset: p.offset })
+                .collect(),
+            requested_at: request.requested_at.millis(),
+        })
+    }
+}
+
+impl TryFrom<x::ExportRequested> for ExportRequest {
+    type Error = MappingError;
+
+    fn try_from(record: x::ExportRequested) -> Result<Self> {
+        Ok(Self {
+            export_id: record.export_id,
+            filter: filter_from(record.filter)?,
+            columns: columns_from(record.columns),
+            positions: record
+                .positions
+                .into_iter()
+                .map(|p| EventPosition { partition: p.partition, offset: p.offset })
+                .collect(),
+            requested_at: Timestamp::from_millis(record.requested_at),
+        })
+    }
+}
+
+impl TryFrom<ExportStatus> for x::ExportStatus {
+    type Error = MappingError;
+
+    fn try_from(status: ExportStatus) -> Result<Self> {
+        Ok(Self {
+            export_id: status.export_id,
+            state: match status.state {
+                ExportState::Queued => x::ExportState::Queued,
+                ExportState::Running => x::ExportState::Running,
+                ExportState::Completed => x::ExportState::Completed,
+                ExportState::Failed => x::ExportState::Failed,
+                ExportState::Expired => x::ExportState::Expired,
+            },
+            filter: filter_to(status.filter),
+            columns: columns_to(status.columns),
+            rows_total: long("rows_total", status.rows_total)?,
+            rows_written: long("rows_written", status.rows_written)?,
+            bytes: long("bytes", status.bytes)?,
+            sha256: status.sha256,
+            blob: status.blob,
+            requested_at: status.requested_at.millis(),
+            started_at: millis(status.started_at),
+            finished_at: millis(status.finished_at),
+            error: status.error,
+        })
+    }
+}
+
+impl TryFrom<x::ExportStatus> for ExportStatus {
+    type Error = MappingError;
+
+    fn try_from(record: x::ExportStatus) -> Result<Self> {
+        Ok(Self {
+            export_id: record.export_id,
+            state: match record.state {
+                x::ExportState::Queued => ExportState::Queued,
+                x::ExportState::Running => ExportState::Running,
+                x::ExportState::Completed => ExportState::Completed,
+                x::ExportState::Failed => ExportState::Failed,
+                x::ExportState::Expired => ExportState::Expired,
+            },
+            filter: filter_from(record.filter)?,
+            columns: columns_from(record.columns),
+            rows_total: unsigned("rows_total", record.rows_total)?,
+            rows_written: unsigned("rows_written", record.rows_written)?,
+            bytes: unsigned("bytes", record.bytes)?,
+            sha256: record.sha256,
+            blob: record.blob,
+            requested_at: Timestamp::from_millis(record.requested_at),
+            started_at: timestamp(record.started_at),
+            finished_at: timestamp(record.finished_at),
+            error: record.error,
+        })
     }
 }

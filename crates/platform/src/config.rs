@@ -1,12 +1,32 @@
 //! Configuration shared by every service, read from environment variables (or flags) with
 //! defaults that work against the local infrastructure started by `just infra-up`.
 //!
-//! Each service flattens these sections into its own `clap` struct, so `--help` lists every
-//! variable with its default and a bad value fails fast with one clear line.
+//! Every service flattens [`CommonConfig`] (Kafka, the topics, the schema registry, logs) into
+//! its own `clap` struct beside its own settings, so `--help` lists every variable with its
+//! default and a bad value fails fast with one clear line.
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+
+use crate::kafka::topics::TopicsConfig;
+use crate::registry::RegistryConfig;
+
+/// The settings every service has.
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+
+    #[command(flatten)]
+    pub topics: TopicsConfig,
+
+    #[command(flatten)]
+    pub registry: RegistryConfig,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
 
 /// How to reach Kafka and how clients behave.
 #[derive(Debug, Clone, Args)]

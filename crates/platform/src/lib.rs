@@ -1,8 +1,10 @@
 //! Shared plumbing for every service of the user-management system, written once:
 //!
-//! - [`avro`]: Avro in Confluent's wire format through the Schema Registry;
+//! - [`topic`]: typed topics: a topic, its record type (from `contract`) and its registered
+//!   schema bound once, publishing and decoding in Confluent's wire format;
+//! - [`registry`]: the Schema Registry's REST API, with typed errors;
 //! - [`blobs`]: the shared directory for uploads and exports (claim checks);
-//! - [`config`]: the Kafka and telemetry sections of each service's environment configuration;
+//! - [`config`]: the settings every service shares ([`CommonConfig`]);
 //! - [`kafka`]: the idempotent [`kafka::Producer`], the at-least-once [`kafka::Consumer`] with its
 //!   dead-letter topic, the startup connection check, and topic provisioning ([`kafka::topics`]);
 //! - [`health`]: `/health`, `/ready` and `/metrics` on the admin listener;
@@ -11,16 +13,17 @@
 //! - [`service`]: the common `main` and the [`service::ServiceBase`] each service builds on;
 //! - `testing` (feature): helpers for integration tests against the real broker.
 
-pub mod avro;
 pub mod blobs;
 pub mod config;
 pub mod health;
 pub mod kafka;
+pub mod registry;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod topic;
 
-pub use config::{KafkaConfig, TelemetryConfig};
+pub use config::{CommonConfig, KafkaConfig, TelemetryConfig};
 pub use shutdown::Shutdown;

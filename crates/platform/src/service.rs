@@ -10,12 +10,13 @@ use anyhow::Context as _;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 
-use crate::avro::{AvroCodec, RegistryConfig};
-use crate::config::{KafkaConfig, TelemetryConfig};
+use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
 use crate::health::{self, Health};
-use crate::kafka::topics::{self, TopicsConfig};
+use crate::kafka::topics;
 use crate::kafka::{self, Producer};
+use crate::registry::Registry;
 use crate::shutdown::Shutdown;
+use crate::topic::Topics;
 
 /// A service's configuration: parsed from flags and environment, knows its telemetry section.
 pub trait ServiceConfig: clap::Parser + std::fmt::Debug {
@@ -66,22 +67,21 @@ pub struct ServiceBase {
     pub name: &'static str,
     pub health: Health,
     pub producer: Producer,
-    pub codec: AvroCodec,
+    pub kafka: KafkaConfig,
+    pub registry: Registry,
+    /// Every project topic, bound to its record and schema.
+    pub topics: Topics,
     admin: TcpListener,
     admin_addr: SocketAddr,
 }
 
 impl ServiceBase {
     /// Binds the admin listener, checks that Kafka and the Schema Registry answer, ensures the
-    /// topic catalog and creates the producer. Fails with a clear error on a busy port or an
-    /// unreachable broker or registry.
-    pub async fn build(
-        name: &'static str,
-        admin_addr: SocketAddr,
-        kafka_config: &KafkaConfig,
-        topics_config: &TopicsConfig,
-        registry_config: &RegistryConfig,
-    ) -> anyhow::Result<Self> {
+    /// topic catalog and the subjects (compatibility level, this version's schemas) and creates
+    /// the producer. Fails with a clear error on a busy port, an unreachable broker or registry,
+    /// or a schema the registry refuses as incompatible.
+    pub async fn build(name: &'static str, admin_addr: SocketAddr, config: &CommonConfig) -> anyhow::Result<Self> {
+        let (kafka_config, topics_config) = (&config.kafka, &config.topics);
         let admin = TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr} (admin: health, metrics)"))?;
@@ -94,11 +94,12 @@ impl ServiceBase {
         topics::ensure_and_log(kafka_config, &topics_config.catalog()).await?;
         let producer = Producer::new(kafka_config, name)?;
         health.ready("kafka", format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers));
-        let codec = AvroCodec::new(registry_config);
-        codec.check(kafka_config.startup_timeout()).await?;
-        tracing::info!(url = %codec.url(), "connected to the schema registry");
+        let registry = Registry::new(&config.registry, kafka_config.startup_timeout());
+        registry.check().await?;
+        let topics = Topics::bind(topics_config, &registry).await.context("setting up the schema registry subjects")?;
+        tracing::info!(url = %registry.url(), "connected to the schema registry; subjects set up");
         tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
-        Ok(Self { name, health, producer, codec, admin, admin_addr })
+        Ok(Self { name, health, producer, kafka: kafka_config.clone(), registry, topics, admin, admin_addr })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {

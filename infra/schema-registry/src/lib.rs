@@ -1,5 +1,5 @@
 //! Infrastructure, not one of the domain services: a Schema Registry speaking Confluent's REST
-//! API for Avro, so the services (through `schema_registry_converter`) and any Confluent client
+//! API for Avro, so the services and any Confluent client
 //! cannot tell it from Confluent's, for Docker-free runs and CI. With Docker, compose runs
 //! Confluent's own registry instead.
 //!
@@ -9,12 +9,15 @@
 //!
 //! - [`config`]: environment configuration;
 //! - `record`: the `_schemas` records; `state`: the in-memory index built from them;
-//! - `schema`: Avro parsing, canonical form and compatibility levels;
+//! - `schema`: Avro parsing, canonical form and compatibility levels (apache-avro's check, with
+//!   its "partial" compatibility counted as a refusal);
+//! - [`evolution`]: `just schema-check`, the contract against its releases;
 //! - [`registry`]: the operations, writes serialised and stored in Kafka before they apply;
 //! - `http`: the REST endpoints; [`error`]: Confluent's error codes.
 
 pub mod config;
 mod error;
+pub mod evolution;
 mod http;
 mod record;
 mod registry;

@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use contract::commands::UserCommand;
+use contract::replies::UserCommandReply;
 use dashmap::DashMap;
-use domain::avro::{AvroRecord, schemas};
 use domain::command::{Command, CommandEnvelope};
 use domain::reply::{REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
-use platform::avro::AvroCodec;
 use platform::kafka::{HandleError, Handler, Incoming, Producer, Record};
+use platform::topic::Topic;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -39,8 +40,8 @@ pub(crate) struct CommandBus {
 #[derive(Debug)]
 struct Inner {
     producer: Producer,
-    codec: AvroCodec,
-    commands_topic: String,
+    commands: Topic<UserCommand>,
+    replies: Topic<UserCommandReply>,
     requester: String,
     timeout: Duration,
     status_ttl: Duration,
@@ -53,8 +54,8 @@ struct Inner {
 impl CommandBus {
     pub(crate) fn new(
         producer: Producer,
-        codec: AvroCodec,
-        commands_topic: &str,
+        commands: Topic<UserCommand>,
+        replies: Topic<UserCommandReply>,
         timeout: Duration,
         status_ttl: Duration,
     ) -> Self {
@@ -62,8 +63,8 @@ impl CommandBus {
         Self {
             inner: Arc::new(Inner {
                 producer,
-                codec,
-                commands_topic: commands_topic.to_owned(),
+                commands,
+                replies,
                 requester,
                 timeout,
                 status_ttl,
@@ -92,18 +93,17 @@ impl CommandBus {
             command,
         };
         let command_id = envelope.command_id;
+        let key = envelope.command.key();
         let bytes = self
             .inner
-            .codec
-            .encode(&self.inner.commands_topic, schemas::USER_COMMAND, envelope.to_avro())
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("cannot encode the command: {e}")))?;
+            .commands
+            .encode(envelope)
+            .map_err(|e| ApiError::Internal(format!("cannot encode the command: {e}")))?;
         // Wait before sending: the reply can be faster than the send's acknowledgement.
         let (tx, rx) = oneshot::channel();
         self.inner.waiting.insert(command_id, tx);
         self.inner.pending.insert(command_id, Instant::now());
-        let key = envelope.command.key();
-        let record = Record::new(&self.inner.commands_topic, &bytes).key(key.as_bytes());
+        let record = Record::new(self.inner.commands.name(), &bytes).key(key.as_bytes());
         if let Err(error) = self.inner.producer.send(record).await {
             self.inner.waiting.remove(&command_id);
             self.inner.pending.remove(&command_id);
@@ -156,8 +156,7 @@ impl Handler for Replies {
         if !for_gateway {
             return Ok(());
         }
-        let reply =
-            Reply::from_avro(self.0.inner.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        let reply: Reply = self.0.inner.replies.decode(message).await?;
         self.0.deliver(reply);
         Ok(())
     }

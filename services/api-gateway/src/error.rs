@@ -36,9 +36,13 @@ pub enum ApiError {
     /// Existed once, removed for good (an expired export).
     #[error("{0}")]
     Gone(String),
-    /// Kafka or the schema registry cannot be reached; the cause is logged.
+    /// Kafka or the schema registry cannot be reached (503); the cause is logged.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
+    /// A fault of this service (a file it cannot write, an answer it cannot make sense of):
+    /// 500; the cause is logged, the body says nothing about it.
+    #[error("an internal error occurred; it has been logged")]
+    Internal(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +91,7 @@ impl ApiError {
             }
             Self::Gone(_) => (StatusCode::GONE, "urn:problem:gone", "Gone"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:unavailable", "Service Unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "urn:problem:internal", "Internal Server Error"),
         }
     }
 
@@ -106,8 +111,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.describe();
-        if let Self::Unavailable(cause) = &self {
-            tracing::error!(%cause, "request failed: dependency unavailable");
+        match &self {
+            Self::Unavailable(cause) => tracing::error!(%cause, "request failed: dependency unavailable"),
+            Self::Internal(cause) => tracing::error!(%cause, "request failed: internal error"),
+            _ => {}
         }
         let errors: Vec<ProblemField<'_>> = match &self {
             Self::Invalid(errors) | Self::EmailTaken { errors, .. } => {
@@ -134,5 +141,30 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             R::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge(e.body_text()),
             other => Self::BadRequest(other.body_text()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn answer(error: ApiError) -> (StatusCode, String, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, content_type, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_internal_fault_is_a_500_and_a_dependency_outage_a_503_neither_telling_the_cause() {
+        let (status, content_type, body) = answer(ApiError::Internal("disk full at /secret/path".into())).await;
+        assert_eq!((status, content_type.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "application/problem+json"));
+        assert!(!body.to_string().contains("secret"), "{body}");
+        let (status, _, body) = answer(ApiError::Unavailable("broker 127.0.0.1:9092 down".into())).await;
+        assert_eq!((status, body["status"].as_u64()), (StatusCode::SERVICE_UNAVAILABLE, Some(503)));
+        assert!(!body.to_string().contains("9092"), "{body}");
     }
 }

@@ -4,90 +4,87 @@
 
 use std::time::Duration;
 
-use apache_avro::types::Value;
-use domain::avro::AvroRecord;
+use contract::{MappingError, Record};
 use domain::book::{JobStatus, StatusBook};
 use domain::export::ExportStatus;
 use domain::import::ImportStatus;
-use platform::KafkaConfig;
 use platform::Shutdown;
-use platform::avro::{Apply, AvroCodec};
 use platform::blobs::BlobStore;
-use platform::kafka::{Positions, Producer, StartAt, Tail};
+use platform::kafka::{Positions, Producer, StartAt};
 use platform::service::ServiceBase;
+use platform::topic::Topic;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// Where one kind of job travels: its requests and its statuses, with their schemas.
+/// One kind of job: its status `S` (`SR` on the wire), read into a book, and its request
+/// (`QR` on the wire).
 #[derive(Debug, Clone)]
-pub(crate) struct JobTopics {
-    pub(crate) requests: String,
-    pub(crate) request_schema: &'static str,
-    pub(crate) status: String,
-    pub(crate) status_schema: &'static str,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Jobs<S> {
+pub(crate) struct Jobs<S, SR, QR> {
     pub(crate) book: StatusBook<S>,
-    topics: JobTopics,
+    statuses: Topic<SR>,
+    requests: Topic<QR>,
     /// How far this gateway's book has read the status topic.
     positions: Positions,
-    codec: AvroCodec,
     producer: Producer,
     timeout: Duration,
 }
 
-impl<S: JobStatus + AvroRecord + Send + Sync + 'static> Jobs<S> {
+impl<S, SR, QR> Jobs<S, SR, QR>
+where
+    S: JobStatus
+        + Clone
+        + Send
+        + Sync
+        + TryFrom<SR, Error = MappingError>
+        + TryInto<SR, Error = MappingError>
+        + 'static,
+    SR: Record,
+    QR: Record,
+{
     /// Reads the status topic from the beginning into a fresh book, then follows it.
     pub(crate) async fn follow(
-        kafka: &KafkaConfig,
-        topics: JobTopics,
         base: &ServiceBase,
+        statuses: &Topic<SR>,
+        requests: &Topic<QR>,
         timeout: Duration,
         shutdown: Shutdown,
     ) -> anyhow::Result<Self> {
         let book = StatusBook::<S>::default();
-        let tail = Tail::start(kafka, &topics.status, StartAt::Beginning).await?;
         let into = book.clone();
-        let following =
-            tail.follow(Apply::new(base.codec.clone(), S::parse_value, move |s| into.apply(s)), shutdown).await?;
-        let (codec, producer) = (base.codec.clone(), base.producer.clone());
-        Ok(Self { book, topics, positions: following.positions, codec, producer, timeout })
+        let following = statuses.follow(&base.kafka, StartAt::Beginning, move |s: S| into.apply(s), shutdown).await?;
+        Ok(Self {
+            book,
+            statuses: statuses.clone(),
+            requests: requests.clone(),
+            positions: following.positions,
+            producer: base.producer.clone(),
+            timeout,
+        })
     }
 
     /// Publishes the job's first status, then its request, and waits until this gateway's book
     /// shows the job, so its status URL answers right away.
-    pub(crate) async fn announce(&self, id: Uuid, status: &S, request: &impl AvroRecord) -> Result<(), ApiError> {
+    pub(crate) async fn announce<Q>(&self, id: Uuid, status: S, request: Q) -> Result<(), ApiError>
+    where
+        Q: TryInto<QR, Error = MappingError>,
+    {
         let key = id.to_string();
-        let topics = &self.topics;
-        let queued = self.publish(&key, &topics.status, topics.status_schema, status.to_avro()).await?;
-        self.publish(&key, &topics.requests, topics.request_schema, request.to_avro()).await?;
+        let unavailable =
+            |e: platform::topic::PublishError| ApiError::Unavailable(format!("cannot announce the job: {e}"));
+        let queued = self.statuses.publish(&self.producer, key.as_bytes(), status).await.map_err(unavailable)?;
+        self.requests.publish(&self.producer, key.as_bytes(), request).await.map_err(unavailable)?;
         if !self.positions.wait_applied(queued.partition, queued.offset, self.timeout).await {
             tracing::warn!(%id, "the job status view is lagging");
         }
         Ok(())
-    }
-
-    async fn publish(
-        &self,
-        key: &str,
-        topic: &str,
-        schema: &'static str,
-        value: Value,
-    ) -> Result<platform::kafka::Delivered, ApiError> {
-        self.codec
-            .publish(&self.producer, topic, schema, key.as_bytes(), value)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("cannot announce the job: {e}")))
     }
 }
 
 /// Imports: uploads go to blob storage, announcements and statuses through [`Jobs`].
 #[derive(Debug, Clone)]
 pub(crate) struct Imports {
-    pub(crate) jobs: Jobs<ImportStatus>,
+    pub(crate) jobs: Jobs<ImportStatus, contract::imports::ImportStatus, contract::imports::ImportRequested>,
     pub(crate) blobs: BlobStore,
     pub(crate) max_bytes: u64,
 }
@@ -95,6 +92,6 @@ pub(crate) struct Imports {
 /// Exports: finished files are served from blob storage.
 #[derive(Debug, Clone)]
 pub(crate) struct Exports {
-    pub(crate) jobs: Jobs<ExportStatus>,
+    pub(crate) jobs: Jobs<ExportStatus, contract::exports::ExportStatus, contract::exports::ExportRequested>,
     pub(crate) blobs: BlobStore,
 }

@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use domain::avro::schemas;
 use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
@@ -35,7 +34,7 @@ pub use config::Config;
 
 use commands::{CommandBus, Replies};
 use http::AppState;
-use jobs::{Exports, Imports, JobTopics, Jobs};
+use jobs::{Exports, Imports, Jobs};
 
 /// A started gateway: listeners bound, projection caught up, replies followed.
 #[derive(Debug)]
@@ -51,64 +50,41 @@ impl Application {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
-        let base =
-            ServiceBase::build("api-gateway", config.admin_addr, &config.kafka, &config.topics, &config.registry)
-                .await?;
-        for (topic, schema) in [
-            (&config.topics.user_commands, schemas::USER_COMMAND),
-            (&config.topics.import_requests, schemas::IMPORT_REQUEST),
-            (&config.topics.import_status, schemas::IMPORT_STATUS),
-            (&config.topics.export_requests, schemas::EXPORT_REQUEST),
-            (&config.topics.export_status, schemas::EXPORT_STATUS),
-        ] {
-            base.codec.prepare(topic, schema).await?;
-        }
+        let base = ServiceBase::build("api-gateway", config.admin_addr, &config.common).await?;
         let blobs = BlobStore::open(&config.blobs)?;
         tracing::info!(dir = %blobs.root().display(), "blob storage");
+        let topics = &base.topics;
 
         base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
-        let events_id = base.codec.prepare(&config.topics.user_events, schemas::USER_EVENT).await?;
-        let handler = projection::apply_events(&users, &base.codec, events_id);
-        let events = Tail::start(&config.kafka, &config.topics.user_events, StartAt::Beginning).await?;
-        let projection = events.follow(handler, shutdown.clone()).await?;
+        let apply = projection::applying_to(&users);
+        let projection = topics.user_events.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
         base.health.ready("projection", "caught up with the user events");
         tracing::info!(users = users.len(), "projection caught up");
 
         let status_ttl = Duration::from_secs(config.command_status_ttl_secs);
+        let timeout = Duration::from_millis(config.command_timeout_ms);
         let bus = CommandBus::new(
             base.producer.clone(),
-            base.codec.clone(),
-            &config.topics.user_commands,
-            Duration::from_millis(config.command_timeout_ms),
+            topics.user_commands.clone(),
+            topics.user_replies.clone(),
+            timeout,
             status_ttl,
         );
         // Replies from the last status TTL on, so a restarted gateway still knows recent outcomes.
-        let replies = Tail::start(&config.kafka, &config.topics.user_replies, StartAt::Since(status_ttl)).await?;
+        let replies = Tail::start(&base.kafka, topics.user_replies.name(), StartAt::Since(status_ttl)).await?;
         replies.follow(Replies(bus.clone()), shutdown.clone()).await?;
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
-        let job_timeout = Duration::from_millis(config.command_timeout_ms);
-        let topics = &config.topics;
-        let import_topics = JobTopics {
-            requests: topics.import_requests.clone(),
-            request_schema: schemas::IMPORT_REQUEST,
-            status: topics.import_status.clone(),
-            status_schema: schemas::IMPORT_STATUS,
-        };
-        let export_topics = JobTopics {
-            requests: topics.export_requests.clone(),
-            request_schema: schemas::EXPORT_REQUEST,
-            status: topics.export_status.clone(),
-            status_schema: schemas::EXPORT_STATUS,
-        };
         let imports = Imports {
-            jobs: Jobs::follow(&config.kafka, import_topics, &base, job_timeout, shutdown.clone()).await?,
+            jobs: Jobs::follow(&base, &topics.import_status, &topics.import_requests, timeout, shutdown.clone())
+                .await?,
             blobs: blobs.clone(),
             max_bytes: config.max_import_bytes,
         };
         let exports = Exports {
-            jobs: Jobs::follow(&config.kafka, export_topics, &base, job_timeout, shutdown.clone()).await?,
+            jobs: Jobs::follow(&base, &topics.export_status, &topics.export_requests, timeout, shutdown.clone())
+                .await?,
             blobs,
         };
 

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use domain::avro::{AvroRecord, schemas};
+use contract::exports;
 use domain::export::{Column, ExportBook, ExportFilter, ExportRequest, ExportState, ExportStatus};
 use domain::time::Timestamp;
 use domain::user::User;
 use domain::view::UserView;
-use platform::avro::AvroCodec;
 use platform::blobs::BlobStore;
 use platform::kafka::{HandleError, Positions, Producer};
+use platform::topic::Topic;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -39,14 +39,13 @@ const CHUNKS_PER_WAVE: usize = 16;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Exporter {
-    pub(crate) codec: AvroCodec,
     pub(crate) producer: Producer,
     pub(crate) blobs: BlobStore,
     pub(crate) book: ExportBook,
     pub(crate) users: UserView,
     /// How far the projection has applied the user events.
     pub(crate) positions: Positions,
-    pub(crate) status_topic: String,
+    pub(crate) statuses: Topic<exports::ExportStatus>,
     pub(crate) limits: Limits,
 }
 
@@ -151,15 +150,8 @@ impl Exporter {
 
     /// Publishes `status` (never behind what was published before) and records it.
     pub(crate) async fn publish(&self, status: &ExportStatus) -> Result<(), HandleError> {
-        let status = match self.book.get(status.export_id) {
-            Some(previous) => status.clone().not_behind(&previous),
-            None => status.clone(),
-        };
-        let key = status.export_id.to_string();
-        self.codec
-            .publish(&self.producer, &self.status_topic, schemas::EXPORT_STATUS, key.as_bytes(), status.to_avro())
-            .await
-            .map_err(HandleError::retryable)?;
+        let status = self.book.not_behind(status.clone());
+        self.statuses.publish(&self.producer, status.export_id.to_string().as_bytes(), status.clone()).await?;
         self.book.apply(status);
         Ok(())
     }

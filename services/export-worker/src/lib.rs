@@ -20,16 +20,15 @@ pub mod writer;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use domain::avro::{AvroRecord, schemas};
+use contract::exports::ExportRequested;
 use domain::event::EventEnvelope;
 use domain::export::{ExportBook, ExportRequest, ExportStatus};
 use domain::view::UserView;
-use domain::wire::Wire;
 use platform::Shutdown;
-use platform::avro::{Apply, AvroCodec};
 use platform::blobs::BlobStore;
-use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
+use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt};
 use platform::service::ServiceBase;
+use platform::topic::Topic;
 
 pub use config::Config;
 
@@ -45,41 +44,33 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base =
-            ServiceBase::build("export-worker", config.admin_addr, &config.kafka, &config.topics, &config.registry)
-                .await?;
+        let base = ServiceBase::build("export-worker", config.admin_addr, &config.common).await?;
         let blobs = BlobStore::open(&config.blobs)?;
         tracing::info!(dir = %blobs.root().display(), "blob storage");
-        base.codec.prepare(&config.topics.export_status, schemas::EXPORT_STATUS).await?;
+        let topics = &base.topics;
 
         base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
-        let events_id = base.codec.prepare(&config.topics.user_events, schemas::USER_EVENT).await?;
         let into = users.clone();
-        let apply = Apply::new(base.codec.clone(), EventEnvelope::parse_value, move |e: EventEnvelope| {
+        let apply = move |e: EventEnvelope| {
             into.apply(&e.event);
-        })
-        .direct(events_id, EventEnvelope::read);
-        let events = Tail::start(&config.kafka, &config.topics.user_events, StartAt::Beginning).await?;
-        let projection = events.follow(apply, shutdown.clone()).await?;
+        };
+        let projection = topics.user_events.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
         base.health.ready("projection", "caught up with the user events");
         tracing::info!(users = users.len(), "projection caught up");
 
         let book = ExportBook::default();
         let into = book.clone();
-        let statuses = Tail::start(&config.kafka, &config.topics.export_status, StartAt::Beginning).await?;
-        statuses
-            .follow(Apply::new(base.codec.clone(), ExportStatus::parse_value, move |s| into.apply(s)), shutdown.clone())
-            .await?;
+        let apply = move |status: ExportStatus| into.apply(status);
+        topics.export_status.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
 
         let exporter = Exporter {
-            codec: base.codec.clone(),
             producer: base.producer.clone(),
             blobs,
             book,
             users,
             positions: projection.positions,
-            status_topic: config.topics.export_status.clone(),
+            statuses: topics.export_status.clone(),
             limits: Limits {
                 chunk_rows: config.chunk_rows.max(1),
                 progress_interval: Duration::from_millis(config.progress_interval_ms.max(50)),
@@ -95,16 +86,17 @@ impl Application {
 
     /// Exports one request at a time and expires old files until shutdown.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let settings = ConsumerSettings::new(
-            &self.config.consumer_group,
-            &[&self.config.topics.export_requests],
-            &self.config.topics.dead_letters,
-        );
-        let consumer = Consumer::new(&self.config.kafka, settings, self.base.producer.clone())?;
+        let topics = &self.base.topics;
+        let settings =
+            ConsumerSettings::new(&self.config.consumer_group, &[topics.export_requests.name()], &topics.dead_letters);
+        let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?;
         let retention = Duration::from_secs(self.config.retention_secs);
         let expiry = expire_old_files(self.exporter.clone(), retention, shutdown.clone());
-        let handler =
-            ExportRequests { exporter: self.exporter, codec: self.base.codec.clone(), shutdown: shutdown.clone() };
+        let handler = ExportRequests {
+            exporter: self.exporter,
+            requests: topics.export_requests.clone(),
+            shutdown: shutdown.clone(),
+        };
         let (_, (), admin) =
             tokio::join!(consumer.run(&handler, shutdown.clone()), expiry, self.base.serve_until_stopped(shutdown));
         admin
@@ -113,14 +105,13 @@ impl Application {
 
 struct ExportRequests {
     exporter: Exporter,
-    codec: AvroCodec,
+    requests: Topic<ExportRequested>,
     shutdown: Shutdown,
 }
 
 impl Handler for ExportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let request =
-            ExportRequest::from_avro(self.codec.decode_message(message).await?).map_err(HandleError::permanent)?;
+        let request: ExportRequest = self.requests.decode(message).await?;
         let what = format!("export {}", request.export_id);
         kafka::unless_shutdown(&self.shutdown, what, self.exporter.run(request)).await
     }

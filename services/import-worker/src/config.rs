@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use platform::avro::RegistryConfig;
 use platform::blobs::BlobConfig;
-use platform::kafka::topics::TopicsConfig;
-use platform::{KafkaConfig, TelemetryConfig};
+use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "import-worker", version, about = "Imports users from uploaded CSV files")]
@@ -39,20 +37,11 @@ pub struct Config {
     pub blobs: BlobConfig,
 
     #[command(flatten)]
-    pub kafka: KafkaConfig,
-
-    #[command(flatten)]
-    pub topics: TopicsConfig,
-
-    #[command(flatten)]
-    pub registry: RegistryConfig,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
+    pub common: CommonConfig,
 }
 
 impl platform::service::ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
+        &self.common.telemetry
     }
 }

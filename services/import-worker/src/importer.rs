@@ -11,22 +11,20 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use domain::avro::{AvroRecord, schemas};
+use contract::{commands, imports};
 use domain::command::{BatchItem, Command, CommandEnvelope};
 use domain::import::{ImportBook, ImportMode, ImportRequest, ImportState, ImportStatus};
 use domain::import_file::{FileError, Row, RowError};
 use domain::reply::{Outcome, Reply};
 use domain::time::Timestamp;
-use domain::wire::Wire;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use platform::avro::AvroCodec;
 use platform::blobs::BlobStore;
 use platform::kafka::{HandleError, Producer, Record};
+use platform::topic::Topic;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::SchemaIds;
 use crate::reader::{self, Read};
 use crate::replies::{REQUESTER, Router};
 
@@ -41,14 +39,12 @@ pub(crate) struct Limits {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Importer {
-    pub(crate) codec: AvroCodec,
-    pub(crate) ids: SchemaIds,
     pub(crate) producer: Producer,
     pub(crate) blobs: BlobStore,
     pub(crate) book: ImportBook,
     pub(crate) router: Router,
-    pub(crate) commands_topic: String,
-    pub(crate) status_topic: String,
+    pub(crate) commands: Topic<commands::UserCommand>,
+    pub(crate) statuses: Topic<imports::ImportStatus>,
     pub(crate) limits: Limits,
 }
 
@@ -211,11 +207,12 @@ impl Importer {
             issued_at: Timestamp::now(),
             command: Command::Batch(items),
         };
-        let bytes = AvroCodec::encode_direct(self.ids.commands, |out| envelope.write(out));
-        let (producer, topic) = (self.producer.clone(), self.commands_topic.clone());
+        let encoded = self.commands.encode(envelope);
+        let (producer, topic) = (self.producer.clone(), self.commands.name().to_owned());
         async move {
+            let bytes = encoded.map_err(HandleError::permanent)?;
             let key = command_id.to_string();
-            producer.send(Record::new(&topic, &bytes).key(key.as_bytes())).await.map_err(HandleError::retryable)?;
+            producer.send(Record::new(&topic, &bytes).key(key.as_bytes())).await?;
             Ok(())
         }
     }
@@ -273,15 +270,8 @@ impl Importer {
     }
 
     async fn publish(&self, status: &ImportStatus) -> Result<(), HandleError> {
-        let status = match self.book.get(status.import_id) {
-            Some(previous) => status.clone().not_behind(&previous),
-            None => status.clone(),
-        };
-        let key = status.import_id.to_string();
-        self.codec
-            .publish(&self.producer, &self.status_topic, schemas::IMPORT_STATUS, key.as_bytes(), status.to_avro())
-            .await
-            .map_err(HandleError::retryable)?;
+        let status = self.book.not_behind(status.clone());
+        self.statuses.publish(&self.producer, status.import_id.to_string().as_bytes(), status.clone()).await?;
         self.book.apply(status);
         Ok(())
     }

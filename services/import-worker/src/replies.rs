@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
+use contract::replies::UserCommandReply;
 use dashmap::DashMap;
-use domain::avro::AvroRecord;
 use domain::reply::{Outcome, REQUESTER_HEADER, Reply};
-use domain::wire::Wire;
-use platform::avro::AvroCodec;
 use platform::kafka::{HandleError, Handler, Incoming};
+use platform::topic::Topic;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -37,9 +36,7 @@ impl Router {
 #[derive(Debug)]
 pub(crate) struct Replies {
     pub(crate) router: Router,
-    pub(crate) codec: AvroCodec,
-    /// The id of our reply schema: such records take the direct codec.
-    pub(crate) id: u32,
+    pub(crate) topic: Topic<UserCommandReply>,
 }
 
 impl Handler for Replies {
@@ -47,7 +44,7 @@ impl Handler for Replies {
         if message.header(REQUESTER_HEADER) != Some(REQUESTER.as_bytes()) {
             return Ok(());
         }
-        let reply = self.codec.decode_direct(message, self.id, Reply::read, Reply::parse_value).await?;
+        let reply: Reply = self.topic.decode(message).await?;
         if let (Outcome::Batch(_), Some(route)) = (&reply.outcome, self.router.routes.get(&reply.correlation_id)) {
             let _ = route.send(reply);
         }

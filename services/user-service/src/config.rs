@@ -3,9 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use platform::avro::RegistryConfig;
-use platform::kafka::topics::TopicsConfig;
-use platform::{KafkaConfig, TelemetryConfig};
+use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "user-service", version, about = "The owner of user state")]
@@ -23,20 +21,11 @@ pub struct Config {
     pub max_batch: usize,
 
     #[command(flatten)]
-    pub kafka: KafkaConfig,
-
-    #[command(flatten)]
-    pub topics: TopicsConfig,
-
-    #[command(flatten)]
-    pub registry: RegistryConfig,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
+    pub common: CommonConfig,
 }
 
 impl platform::service::ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
+        &self.common.telemetry
     }
 }

@@ -14,36 +14,34 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use domain::avro::AvroRecord;
+use contract::MappingError;
+use contract::{commands, events, replies};
 use domain::command::{Command, CommandEnvelope};
 use domain::decide::{Decision, decide, decide_item};
 use domain::event::EventEnvelope;
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
-use domain::wire::Wire;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use platform::Shutdown;
-use platform::avro::AvroCodec;
-use platform::kafka::{BatchHandler, HandleError, Incoming, Producer, Record};
+use platform::kafka::{BatchHandler, Incoming, Producer, Record};
+use platform::topic::Topic;
 use uuid::Uuid;
 
-use crate::SchemaIds;
 use crate::state::{Recorded, State};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Topics {
-    pub(crate) events: String,
-    pub(crate) replies: String,
+    pub(crate) commands: Topic<commands::UserCommand>,
+    pub(crate) events: Topic<events::UserEvent>,
+    pub(crate) replies: Topic<replies::UserCommandReply>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CommandHandler {
     pub(crate) state: State,
-    pub(crate) codec: AvroCodec,
-    pub(crate) ids: SchemaIds,
     pub(crate) producer: Producer,
     pub(crate) topics: Topics,
     /// Triggered, with `failed` set, when memory got ahead of the log.
@@ -73,7 +71,7 @@ impl CommandHandler {
         format!("{what}: {error}").into()
     }
 
-    fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Decided {
+    fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Result<Decided, MappingError> {
         let correlation_id = envelope.correlation_id;
         let users = &self.state.users;
         let mut events = Vec::new();
@@ -81,15 +79,15 @@ impl CommandHandler {
             Command::Batch(items) => {
                 for item in items {
                     let decide = || decide_item(item, users, now, Uuid::now_v7());
-                    events.extend(self.settle(item.command_id, correlation_id, now, decide));
+                    events.extend(self.settle(item.command_id, correlation_id, now, decide)?);
                 }
             }
             command => {
                 let decide = || decide(command, users, now, Uuid::now_v7());
-                events.extend(self.settle(envelope.command_id, correlation_id, now, decide));
+                events.extend(self.settle(envelope.command_id, correlation_id, now, decide)?);
             }
         }
-        Decided { envelope, events }
+        Ok(Decided { envelope, events })
     }
 
     /// Decides and applies `command_id` unless it was decided before (a redelivery); returns
@@ -100,12 +98,12 @@ impl CommandHandler {
         correlation_id: Uuid,
         now: Timestamp,
         decide: impl FnOnce() -> Decision,
-    ) -> Option<PendingEvent> {
+    ) -> Result<Option<PendingEvent>, MappingError> {
         if self.state.outcome(command_id).is_some() {
             metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
-            return None;
+            return Ok(None);
         }
-        match decide() {
+        Ok(match decide() {
             Decision::Apply(event) => {
                 let user_id = event.user_id();
                 let record =
@@ -114,7 +112,7 @@ impl CommandHandler {
                 // Provisional until the event's position is known; a duplicate of this command
                 // later in the batch already counts as decided.
                 self.state.record(command_id, Recorded::Accepted { user_id, event: None });
-                let bytes = AvroCodec::encode_direct(self.ids.events, |out| record.write(out));
+                let bytes = self.topics.events.encode(record)?;
                 metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
                 Some(PendingEvent { command_id, user_id, bytes })
             }
@@ -128,7 +126,7 @@ impl CommandHandler {
                 self.state.record(command_id, Recorded::Rejected(rejection));
                 None
             }
-        }
+        })
     }
 
     fn reply_for(&self, envelope: &CommandEnvelope) -> Reply {
@@ -170,28 +168,27 @@ impl BatchHandler for CommandHandler {
         let mut results: Vec<Result<(), String>> = Vec::with_capacity(batch.len());
         let mut commands = Vec::with_capacity(batch.len());
         for message in batch {
-            let decoded = self
-                .codec
-                .decode_direct(message, self.ids.commands, CommandEnvelope::read, CommandEnvelope::parse_value)
-                .await;
-            match decoded {
+            match self.topics.commands.decode::<CommandEnvelope>(message).await {
                 Ok(envelope) => {
                     commands.push(envelope);
                     results.push(Ok(()));
                 }
-                Err(HandleError::Retryable(error)) => return Err(error),
-                Err(HandleError::Permanent(reason)) => results.push(Err(reason)),
+                Err(error) if error.is_retryable() => return Err(error.into()),
+                Err(error) => results.push(Err(error.to_string())),
             }
         }
 
         // 2. Decide, in order.
         let now = Timestamp::now();
-        let decided: Vec<Decided> = commands.into_iter().map(|c| self.decide_one(c, now)).collect();
+        let mut decided: Vec<Decided> = Vec::with_capacity(commands.len());
+        for command in commands {
+            decided.push(self.decide_one(command, now).map_err(|e| self.fail_stop("encoding an event", &e))?);
+        }
 
         // 3. Publish the events and wait for all of them.
         let sends = decided.iter().flat_map(|d| &d.events).map(|event| async move {
             let key = event.user_id.to_string();
-            let record = Record::new(&self.topics.events, &event.bytes).key(key.as_bytes());
+            let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes());
             (event, self.producer.send(record).await)
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
@@ -206,14 +203,13 @@ impl BatchHandler for CommandHandler {
         let mut replies = Vec::with_capacity(decided.len());
         for d in &decided {
             let reply = self.reply_for(&d.envelope);
-            let bytes = AvroCodec::encode_direct(self.ids.replies, |out| reply.write(out));
-            replies.push((reply, bytes));
+            let (key, requester) = (reply.command_id.to_string(), reply.requester.clone());
+            replies.push((key, requester, self.topics.replies.encode(reply)?));
         }
-        let sends = replies.iter().map(|(reply, bytes)| async move {
-            let key = reply.command_id.to_string();
-            let record = Record::new(&self.topics.replies, bytes)
+        let sends = replies.iter().map(|(key, requester, bytes)| async move {
+            let record = Record::new(self.topics.replies.name(), bytes)
                 .key(key.as_bytes())
-                .header(REQUESTER_HEADER, reply.requester.as_bytes());
+                .header(REQUESTER_HEADER, requester.as_bytes());
             self.producer.send(record).await
         });
         let mut sends: FuturesUnordered<_> = sends.collect();

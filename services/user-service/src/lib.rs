@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use domain::avro::schemas;
 use platform::Shutdown;
 use platform::kafka::{Consumer, ConsumerSettings};
 use platform::service::ServiceBase;
@@ -36,34 +35,15 @@ pub struct Application {
     base: ServiceBase,
     config: Config,
     state: State,
-    ids: SchemaIds,
-}
-
-/// The registry ids of the schemas this service reads and writes: records with exactly these
-/// take the direct codec (`domain::wire`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SchemaIds {
-    pub(crate) commands: u32,
-    pub(crate) events: u32,
-    pub(crate) replies: u32,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base =
-            ServiceBase::build("user-service", config.admin_addr, &config.kafka, &config.topics, &config.registry)
-                .await?;
+        let base = ServiceBase::build("user-service", config.admin_addr, &config.common).await?;
         base.health.not_ready("state", "rebuilding from Kafka");
-        let ids = SchemaIds {
-            commands: base.codec.prepare(&config.topics.user_commands, schemas::USER_COMMAND).await?,
-            events: base.codec.prepare(&config.topics.user_events, schemas::USER_EVENT).await?,
-            replies: base.codec.prepare(&config.topics.user_replies, schemas::USER_REPLY).await?,
-        };
-        let state =
-            State::rebuild(&config.kafka, &base.codec, ids, &config.topics.user_events, &config.topics.user_replies)
-                .await?;
+        let state = State::rebuild(&config.common.kafka, &base.topics).await?;
         base.health.ready("state", format!("{} users", state.users.len()));
-        Ok(Self { base, config, state, ids })
+        Ok(Self { base, config, state })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -74,24 +54,21 @@ impl Application {
     /// be written (a restart then rebuilds a consistent state).
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let failed = Arc::new(AtomicBool::new(false));
+        let topics = &self.base.topics;
         let handler = CommandHandler {
             state: self.state,
-            codec: self.base.codec.clone(),
-            ids: self.ids,
             producer: self.base.producer.clone(),
             topics: Topics {
-                events: self.config.topics.user_events.clone(),
-                replies: self.config.topics.user_replies.clone(),
+                commands: topics.user_commands.clone(),
+                events: topics.user_events.clone(),
+                replies: topics.user_replies.clone(),
             },
             shutdown: shutdown.clone(),
             failed: Arc::clone(&failed),
         };
-        let settings = ConsumerSettings::new(
-            &self.config.consumer_group,
-            &[&self.config.topics.user_commands],
-            &self.config.topics.dead_letters,
-        );
-        let consumer = Consumer::new(&self.config.kafka, settings, self.base.producer.clone())?;
+        let settings =
+            ConsumerSettings::new(&self.config.consumer_group, &[topics.user_commands.name()], &topics.dead_letters);
+        let consumer = Consumer::new(&self.config.common.kafka, settings, self.base.producer.clone())?;
         let consuming = consumer.run_batches(&handler, self.config.max_batch, shutdown.clone());
         let (_, admin) = tokio::join!(consuming, self.base.serve_until_stopped(shutdown));
         admin?;

@@ -8,17 +8,13 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use domain::avro::AvroRecord;
 use domain::event::EventEnvelope;
 use domain::reply::{EventPosition, Outcome, Rejection, Reply};
 use domain::view::UserView;
-use domain::wire::Wire;
-use platform::avro::AvroCodec;
 use platform::kafka::{HandleError, Handler, Incoming, StartAt, Tail};
+use platform::topic::{Topic, Topics};
 use platform::{KafkaConfig, Shutdown};
 use uuid::Uuid;
-
-use crate::SchemaIds;
 
 /// What a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,20 +43,14 @@ impl State {
     }
 
     /// Rebuilds from the events and replies topics, returning once both are read to the end.
-    pub(crate) async fn rebuild(
-        kafka: &KafkaConfig,
-        codec: &AvroCodec,
-        ids: SchemaIds,
-        events_topic: &str,
-        replies_topic: &str,
-    ) -> anyhow::Result<Self> {
+    pub(crate) async fn rebuild(kafka: &KafkaConfig, topics: &Topics) -> anyhow::Result<Self> {
         let state = Self::default();
         let started = std::time::Instant::now();
         // Events first: a reply's outcome only fills in what events do not say.
-        read_to_end(kafka, events_topic, FromEvents { state: state.clone(), codec: codec.clone(), id: ids.events })
-            .await?;
-        read_to_end(kafka, replies_topic, FromReplies { state: state.clone(), codec: codec.clone(), id: ids.replies })
-            .await?;
+        let events = FromEvents { state: state.clone(), topic: topics.user_events.clone() };
+        read_to_end(kafka, topics.user_events.name(), events).await?;
+        let replies = FromReplies { state: state.clone(), topic: topics.user_replies.clone() };
+        read_to_end(kafka, topics.user_replies.name(), replies).await?;
         tracing::info!(
             users = state.users.len(),
             commands = state.outcomes.len(),
@@ -80,20 +70,14 @@ async fn read_to_end<H: Handler + 'static>(kafka: &KafkaConfig, topic: &str, han
     Ok(())
 }
 
-/// Decodes a message of `T`, directly when it has exactly the schema `id`.
-async fn decode<T: AvroRecord + Wire>(codec: &AvroCodec, id: u32, message: &Incoming) -> Result<T, HandleError> {
-    codec.decode_direct(message, id, T::read, T::parse_value).await
-}
-
 struct FromEvents {
     state: State,
-    codec: AvroCodec,
-    id: u32,
+    topic: Topic<contract::events::UserEvent>,
 }
 
 impl Handler for FromEvents {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let envelope: EventEnvelope = decode(&self.codec, self.id, message).await?;
+        let envelope: EventEnvelope = self.topic.decode(message).await?;
         self.state.users.apply(&envelope.event);
         let event = Some(EventPosition { partition: message.partition, offset: message.offset });
         self.state.record(envelope.command_id, Recorded::Accepted { user_id: envelope.event.user_id(), event });
@@ -103,13 +87,12 @@ impl Handler for FromEvents {
 
 struct FromReplies {
     state: State,
-    codec: AvroCodec,
-    id: u32,
+    topic: Topic<contract::replies::UserCommandReply>,
 }
 
 impl Handler for FromReplies {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let reply: Reply = decode(&self.codec, self.id, message).await?;
+        let reply: Reply = self.topic.decode(message).await?;
         // An event-backed outcome is authoritative; replies fill in the rest.
         let fill = |command_id, recorded| {
             self.state.outcomes.entry(command_id).or_insert(recorded);

@@ -48,9 +48,9 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
     let file = args.dir.join("users.csv");
     let generated = Instant::now();
-    let summary = import_worker::generate::generate(
+    let summary = testkit::generate::generate(
         std::io::BufWriter::new(std::fs::File::create(&file)?),
-        &import_worker::generate::Spec { rows: args.rows, bad_share: 0.0, seed: 1 },
+        &testkit::generate::Spec { rows: args.rows, bad_share: 0.0, seed: 1 },
         false,
     )?;
     let size = std::fs::metadata(&file)?.len();

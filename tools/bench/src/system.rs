@@ -181,9 +181,7 @@ fn vm_hwm(pid: u32) -> Option<u64> {
 }
 
 /// The size of one typical user event as it travels (Confluent header + Avro datum).
-#[allow(deprecated)] // apache-avro 0.22's datum writer; the newer API needs more ceremony.
 pub(crate) fn event_record_size() -> usize {
-    use domain::avro::AvroRecord;
     use domain::event::{Event, EventEnvelope};
     use domain::time::Timestamp;
     use domain::user::{Age, Email, Name, User};
@@ -204,5 +202,8 @@ pub(crate) fn event_record_size() -> usize {
         occurred_at: now,
         event: Event::Created(user),
     };
-    5 + apache_avro::to_avro_datum(EventEnvelope::schema(), event.to_avro()).map_or(200, |d| d.len())
+    let record = contract::events::UserEvent::try_from(event).expect("a valid event maps");
+    let mut datum = Vec::new();
+    contract::codec::Encode::encode(&record, &mut datum);
+    5 + datum.len()
 }

@@ -80,6 +80,12 @@ impl HandleError {
     }
 }
 
+impl From<super::ProduceError> for HandleError {
+    fn from(error: super::ProduceError) -> Self {
+        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+    }
+}
+
 /// Applies one message. Must be idempotent: after a crash the same message can come again.
 pub trait Handler: Send + Sync {
     fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandleError>> + Send;

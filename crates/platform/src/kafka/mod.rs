@@ -20,7 +20,7 @@ pub use consumer::{BatchHandler, Consumer, ConsumerSettings, HandleError, Handle
 pub use dead_letter::headers as dead_letter_headers;
 pub use producer::{Delivered, ProduceError, Producer, Record};
 pub use replay::replay;
-pub use tail::{Following, Positions, StartAt, Tail, TailStopped};
+pub use tail::{FollowError, Following, Positions, StartAt, Tail, TailStopped};
 
 use crate::config::KafkaConfig;
 

@@ -75,6 +75,28 @@ pub enum ProduceError {
     Flush(#[source] KafkaError),
 }
 
+impl ProduceError {
+    /// A record the broker refuses for what it is (too large, invalid) is refused again; any
+    /// other failure (a broker down, a timeout) may pass later.
+    pub fn is_retryable(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match self {
+            Self::Create(_) => false,
+            Self::Flush(_) => true,
+            Self::Delivery { source, .. } => !matches!(
+                source.rdkafka_error_code(),
+                Some(
+                    Code::MessageSizeTooLarge
+                        | Code::InvalidMessageSize
+                        | Code::InvalidMessage
+                        | Code::InvalidRecord
+                        | Code::TopicAuthorizationFailed
+                )
+            ),
+        }
+    }
+}
+
 impl Producer {
     pub fn new(config: &KafkaConfig, client_id: &str) -> Result<Self, ProduceError> {
         let inner = super::client_config(config, client_id)

@@ -94,6 +94,15 @@ pub struct Following {
 #[error("stopped reading {0} before catching up")]
 pub struct TailStopped(String);
 
+/// A tail could not be started, or stopped before it caught up.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("cannot start reading: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Stopped(#[from] TailStopped),
+}
+
 /// An assigned, group-less reader of every partition of one topic.
 pub struct Tail {
     consumer: StreamConsumer,

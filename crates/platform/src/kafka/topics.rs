@@ -9,41 +9,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use contract::{commands, events, exports, imports, replies};
 use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::config::KafkaConfig;
+use crate::topic::TopicName;
 
-/// Topic names (overridable, e.g. to share a cluster) and the sizing applied to all of them.
+/// Topic names (overridable, e.g. to share a cluster), each with the record it carries, and the
+/// sizing applied to all of them. This is the one place a topic is paired with its record.
 #[derive(Debug, Clone, Args)]
 pub struct TopicsConfig {
     /// Commands to user-service (create/update/delete), keyed by user id or email.
     #[arg(long = "topic-user-commands", env = "TOPIC_USER_COMMANDS", default_value = "users.commands")]
-    pub user_commands: String,
+    pub user_commands: TopicName<commands::UserCommand>,
 
     /// User events, the source of truth every projection rebuilds from; kept forever.
     #[arg(long = "topic-user-events", env = "TOPIC_USER_EVENTS", default_value = "users.events")]
-    pub user_events: String,
+    pub user_events: TopicName<events::UserEvent>,
 
     /// Command outcomes sent back to the requester.
     #[arg(long = "topic-user-replies", env = "TOPIC_USER_REPLIES", default_value = "users.replies")]
-    pub user_replies: String,
+    pub user_replies: TopicName<replies::UserCommandReply>,
 
     /// Import requests: claim checks on uploaded files, one per import.
     #[arg(long = "topic-import-requests", env = "TOPIC_IMPORT_REQUESTS", default_value = "imports.requests")]
-    pub import_requests: String,
+    pub import_requests: TopicName<imports::ImportRequested>,
 
     /// The latest status of every import (compacted, keyed by import id).
     #[arg(long = "topic-import-status", env = "TOPIC_IMPORT_STATUS", default_value = "imports.status")]
-    pub import_status: String,
+    pub import_status: TopicName<imports::ImportStatus>,
 
     /// Export requests, one per export.
     #[arg(long = "topic-export-requests", env = "TOPIC_EXPORT_REQUESTS", default_value = "exports.requests")]
-    pub export_requests: String,
+    pub export_requests: TopicName<exports::ExportRequested>,
 
     /// The latest status of every export (compacted, keyed by export id).
     #[arg(long = "topic-export-status", env = "TOPIC_EXPORT_STATUS", default_value = "exports.status")]
-    pub export_status: String,
+    pub export_status: TopicName<exports::ExportStatus>,
 
     /// Messages a consumer can never process, with the reason in headers.
     #[arg(long = "topic-dead-letters", env = "TOPIC_DEAD_LETTERS", default_value = "dead-letters")]
@@ -66,13 +69,13 @@ impl TopicsConfig {
         let topic =
             |name: &str| TopicSpec::new(name).partitions(self.partitions).replication_factor(self.replication_factor);
         vec![
-            topic(&self.user_commands).retention_ms(7 * DAY_MS),
-            topic(&self.user_events).retention_ms(-1),
-            topic(&self.user_replies).retention_ms(DAY_MS),
-            topic(&self.import_requests).retention_ms(7 * DAY_MS),
-            topic(&self.import_status).compacted(),
-            topic(&self.export_requests).retention_ms(7 * DAY_MS),
-            topic(&self.export_status).compacted(),
+            topic(self.user_commands.as_str()).retention_ms(7 * DAY_MS),
+            topic(self.user_events.as_str()).retention_ms(-1),
+            topic(self.user_replies.as_str()).retention_ms(DAY_MS),
+            topic(self.import_requests.as_str()).retention_ms(7 * DAY_MS),
+            topic(self.import_status.as_str()).compacted(),
+            topic(self.export_requests.as_str()).retention_ms(7 * DAY_MS),
+            topic(self.export_status.as_str()).compacted(),
             topic(&self.dead_letters).retention_ms(30 * DAY_MS),
         ]
     }
@@ -270,13 +273,13 @@ mod tests {
 
     fn defaults() -> TopicsConfig {
         TopicsConfig {
-            user_commands: "c".into(),
-            user_events: "e".into(),
-            user_replies: "r".into(),
-            import_requests: "ir".into(),
-            import_status: "is".into(),
-            export_requests: "er".into(),
-            export_status: "es".into(),
+            user_commands: "c".parse().unwrap(),
+            user_events: "e".parse().unwrap(),
+            user_replies: "r".parse().unwrap(),
+            import_requests: "ir".parse().unwrap(),
+            import_status: "is".parse().unwrap(),
+            export_requests: "er".parse().unwrap(),
+            export_status: "es".parse().unwrap(),
             dead_letters: "d".into(),
             partitions: 6,
             replication_factor: 3,

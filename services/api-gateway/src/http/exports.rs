@@ -84,7 +84,7 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
     positions.sort_by_key(|p| p.partition);
     let export_id = Uuid::now_v7();
     let request = ExportRequest { export_id, filter, columns, positions, requested_at: Timestamp::now() };
-    app.exports.jobs.announce(export_id, &ExportStatus::queued(&request), &request).await?;
+    app.exports.jobs.announce(export_id, ExportStatus::queued(&request), request).await?;
     let url = format!("/exports/{export_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
     let body = json!({
@@ -124,12 +124,12 @@ async fn download(
         }
     };
     let etag = format!("\"{sha256}\"");
-    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.to_string()))?;
     let cached = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
     if cached.is_some_and(|tags| tags.split(',').any(|tag| tag.trim().trim_start_matches("W/") == etag)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
-    let path = app.exports.blobs.path(&blob).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let path = app.exports.blobs.path(&blob).map_err(|e| ApiError::Internal(e.to_string()))?;
     if !path.exists() {
         return Err(ApiError::Gone(format!("the file of export {id} is gone from blob storage; request a new one")));
     }

@@ -103,8 +103,9 @@ async fn upload(
         mode,
         requested_at: Timestamp::now(),
     };
-    if let Err(error) = app.imports.jobs.announce(import_id, &ImportStatus::queued(&request), &request).await {
-        app.imports.blobs.remove(&request.blob);
+    let blob = request.blob.clone();
+    if let Err(error) = app.imports.jobs.announce(import_id, ImportStatus::queued(&request), request).await {
+        app.imports.blobs.remove(&blob);
         return Err(error);
     }
     let url = format!("/imports/{import_id}");
@@ -120,10 +121,10 @@ fn too_large(limit: u64) -> ApiError {
 /// Streams the body into blob `name`, checks it is an importable CSV, and puts it in place.
 async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64, ApiError> {
     let blobs = &app.imports.blobs;
-    let staging = blobs.staging_path(name).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let staging = blobs.staging_path(name).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut file = tokio::fs::File::create(&staging)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("cannot create {}: {e}", staging.display())))?;
+        .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", staging.display())))?;
     let mut size: u64 = 0;
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
@@ -132,9 +133,9 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
         if size > limit {
             return Err(too_large(limit));
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::Unavailable(format!("cannot write the upload: {e}")))?;
+        file.write_all(&chunk).await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
     }
-    file.sync_all().await.map_err(|e| ApiError::Unavailable(format!("cannot write the upload: {e}")))?;
+    file.sync_all().await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
     drop(file);
     let check_path = staging.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -142,9 +143,9 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
         import_file::precheck(std::io::BufReader::new(file)).map_err(|e| e.to_string())
     })
     .await
-    .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     checked.map_err(ApiError::UnprocessableFile)?;
-    blobs.commit(name).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    blobs.commit(name).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(size)
 }
 
@@ -164,7 +165,7 @@ async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<R
             status.state.as_str()
         )));
     };
-    let path = app.imports.blobs.path(&blob).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let path = app.imports.blobs.path(&blob).map_err(|e| ApiError::Internal(e.to_string()))?;
     super::send_csv(&path, &format!("import-{id}-errors.csv"), &[]).await
 }
 

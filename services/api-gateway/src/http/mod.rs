@@ -60,7 +60,7 @@ impl AppState {
             Outcome::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
             Outcome::Accepted(accepted) => accepted,
             // The gateway never sends batches; an answer of that shape is a fault elsewhere.
-            Outcome::Batch(_) => return Err(ApiError::Unavailable("a batch outcome for a single command".into())),
+            Outcome::Batch(_) => return Err(ApiError::Internal("a batch outcome for a single command".into())),
         };
         if let Some(event) = accepted.event {
             let left = self.bus.timeout().saturating_sub(started.elapsed()).max(Duration::from_millis(100));
@@ -120,8 +120,8 @@ pub(crate) async fn send_csv(
 ) -> Result<Response, ApiError> {
     let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    let length = file.metadata().await.map_err(|e| ApiError::Unavailable(format!("{}: {e}", path.display())))?.len();
+        .map_err(|e| ApiError::Internal(format!("cannot open {}: {e}", path.display())))?;
+    let length = file.metadata().await.map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?.len();
     let disposition = format!("attachment; filename=\"{file_name}\"");
     // 256 KiB reads: the default 4 KiB chunks cost more in syscalls and frames than the copy.
     let mut response = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)).into_response();
@@ -130,7 +130,7 @@ pub(crate) async fn send_csv(
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&disposition).map_err(|e| ApiError::Unavailable(e.to_string()))?,
+        HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());

@@ -51,7 +51,7 @@ async fn create(
     let command = Command::Create(body::create(&payload)?);
     match app.execute(command, correlation_id(&headers)).await? {
         Done::Applied(user) => {
-            let user = user.ok_or_else(|| ApiError::Unavailable("accepted creation without a user".into()))?;
+            let user = user.ok_or_else(|| ApiError::Internal("accepted creation without a user".into()))?;
             let mut response = with_etag(StatusCode::CREATED, &user);
             let location = HeaderValue::from_str(&format!("/users/{}", user.id)).expect("a path is a valid header");
             response.headers_mut().insert(header::LOCATION, location);

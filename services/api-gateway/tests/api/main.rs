@@ -1,11 +1,7 @@
-//! The gateway against the real local broker and schema registry: the HTTP API end to end
-//! (with user-service in the same process), and the binary's lifecycle.
+//! The gateway as a process against the real local broker and schema registry. The HTTP API
+//! end to end, with the other services, is tested in `tests/system`.
 
-mod consistency;
-mod dead_letters;
 mod errors;
-mod users;
-mod validation;
 
 platform::service_lifecycle_tests!(
     env!("CARGO_BIN_EXE_api-gateway"),

@@ -1,9 +1,5 @@
-//! Exports end to end against the real local broker and schema registry: the gateway,
-//! user-service and the export worker together, including a worker killed mid-export.
-
-mod crash;
-mod exports;
-mod support;
+//! export-worker as a process against the real local broker and schema registry. The
+//! exports themselves, end to end with the other services, are tested in `tests/system`.
 
 platform::service_lifecycle_tests!(
     env!("CARGO_BIN_EXE_export-worker"),

@@ -1,10 +1,5 @@
-//! Imports end to end against the real local broker and schema registry: the gateway,
-//! user-service and the import worker together, including a worker killed mid-import.
-
-mod crash;
-mod imports;
-mod support;
-mod uploads;
+//! import-worker as a process against the real local broker and schema registry. The
+//! imports themselves, end to end with the other services, are tested in `tests/system`.
 
 platform::service_lifecycle_tests!(
     env!("CARGO_BIN_EXE_import-worker"),

@@ -1,0 +1,398 @@
+//! Typed topics: a topic, its record type and its registered schema, bound once at startup.
+//!
+//! A [`TopicName<R>`] is a configured name that already says which record the topic carries;
+//! binding it ([`Topic::bind`]) registers `R`'s schema under `<topic>-value` at the project's
+//! compatibility level and keeps the id. From then on the [`Topic<R>`] publishes and decodes
+//! `R`s (or the domain types that map to them), and nothing else compiles: pairing a schema
+//! with the wrong topic is a type error.
+//!
+//! Records carry their writer's schema id (Confluent's wire format: byte 0, then the id,
+//! big-endian, then the Avro datum). A record with this version's id is read by the generated
+//! codec directly; one written with another version of the schema (older history, a newer
+//! writer during a rolling upgrade) is read with its writer's schema, fetched from the registry
+//! once per id, and resolved by name (`contract::WriterSchema`).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use contract::{MappingError, Record, SchemaError, WriterSchema, codec};
+use dashmap::DashMap;
+
+use crate::config::KafkaConfig;
+use crate::kafka::topics::TopicsConfig;
+use crate::kafka::{
+    Delivered, FollowError, Following, HandleError, Handler, Incoming, ProduceError, Producer, Record as KafkaRecord,
+    StartAt, Tail,
+};
+use crate::registry::{Compatibility, Registry, RegistryError};
+use crate::shutdown::Shutdown;
+
+/// The level every project subject is kept at.
+pub const COMPATIBILITY: Compatibility = Compatibility::FullTransitive;
+
+/// A configured topic name and the record it carries.
+pub struct TopicName<R> {
+    name: String,
+    record: PhantomData<fn() -> R>,
+}
+
+impl<R> TopicName<R> {
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The registry subject of its values (Confluent's topic name strategy).
+    pub fn subject(&self) -> String {
+        format!("{}-value", self.name)
+    }
+}
+
+/// A valid Kafka topic name: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+impl<R> FromStr for TopicName<R> {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=249).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && name != "."
+            && name != "..";
+        if !valid {
+            return Err(format!("{name:?} is not a valid topic name (1-249 of A-Z a-z 0-9 . _ -)"));
+        }
+        Ok(Self { name: name.to_owned(), record: PhantomData })
+    }
+}
+
+impl<R> Clone for TopicName<R> {
+    fn clone(&self) -> Self {
+        Self { name: self.name.clone(), record: PhantomData }
+    }
+}
+
+impl<R> fmt::Debug for TopicName<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.name)
+    }
+}
+
+impl<R> fmt::Display for TopicName<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Why a record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the record has no value")]
+    NoValue,
+    #[error("not in Confluent's Avro wire format (magic byte 0, then a 4-byte schema id)")]
+    NotConfluent,
+    /// The registry cannot say which schema the record was written with.
+    #[error("cannot look up writer schema {id}: {source}")]
+    Registry {
+        id: u32,
+        #[source]
+        source: RegistryError,
+    },
+    #[error("writer schema {id}: {source}")]
+    WriterSchema {
+        id: u32,
+        #[source]
+        source: SchemaError,
+    },
+    /// The bytes are not a datum of the schema they name.
+    #[error("the datum does not match schema {id}: {source}")]
+    Malformed {
+        id: u32,
+        #[source]
+        source: codec::DecodeError,
+    },
+    /// It decoded, but breaks a rule of the domain (an invalid email, a negative count).
+    #[error("the record breaks the contract: {0}")]
+    Contract(#[from] MappingError),
+}
+
+impl DecodeError {
+    /// Only a registry that cannot answer now may answer later; every other failure is in the
+    /// record itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Registry { source, .. } if source.is_retryable())
+    }
+}
+
+/// Why a record could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot encode the record: {0}")]
+    Encode(#[from] MappingError),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+}
+
+impl PublishError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Encode(_) => false,
+            Self::Produce(error) => error.is_retryable(),
+        }
+    }
+}
+
+impl From<DecodeError> for HandleError {
+    fn from(error: DecodeError) -> Self {
+        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+    }
+}
+
+impl From<PublishError> for HandleError {
+    fn from(error: PublishError) -> Self {
+        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+    }
+}
+
+/// The writer schemas met so far, by id: each is fetched from the registry once.
+#[derive(Debug)]
+pub(crate) struct WriterSchemas {
+    registry: Registry,
+    by_id: DashMap<u32, Arc<WriterSchema>>,
+}
+
+impl WriterSchemas {
+    pub(crate) fn new(registry: Registry) -> Self {
+        Self { registry, by_id: DashMap::new() }
+    }
+
+    async fn get(&self, id: u32) -> Result<Arc<WriterSchema>, DecodeError> {
+        if let Some(schema) = self.by_id.get(&id).map(|s| Arc::clone(&s)) {
+            return Ok(schema);
+        }
+        let text = self.registry.schema(id).await.map_err(|source| DecodeError::Registry { id, source })?;
+        let schema = Arc::new(WriterSchema::parse(&text).map_err(|source| DecodeError::WriterSchema { id, source })?);
+        self.by_id.insert(id, Arc::clone(&schema));
+        Ok(schema)
+    }
+}
+
+/// A topic bound to its record type and this version's schema id.
+pub struct Topic<R> {
+    name: TopicName<R>,
+    id: u32,
+    writers: Arc<WriterSchemas>,
+}
+
+impl<R> Clone for Topic<R> {
+    fn clone(&self) -> Self {
+        Self { name: self.name.clone(), id: self.id, writers: Arc::clone(&self.writers) }
+    }
+}
+
+impl<R> fmt::Debug for Topic<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic").field("name", &self.name).field("schema_id", &self.id).finish()
+    }
+}
+
+impl<R: Record> Topic<R> {
+    /// Sets the subject of `name` to the project's compatibility level and registers `R`'s
+    /// schema under it (refused if incompatible with what the subject holds).
+    pub(crate) async fn bind(name: &TopicName<R>, writers: &Arc<WriterSchemas>) -> Result<Self, RegistryError> {
+        let subject = name.subject();
+        writers.registry.set_compatibility(&subject, COMPATIBILITY).await?;
+        let id = writers.registry.register(&subject, R::SCHEMA).await?;
+        Ok(Self { name: name.clone(), id, writers: Arc::clone(writers) })
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The registry id of this version's schema for the topic.
+    pub fn schema_id(&self) -> u32 {
+        self.id
+    }
+
+    /// `message` as a record of this topic, in Confluent's wire format.
+    pub fn encode<M>(&self, message: M) -> Result<Vec<u8>, MappingError>
+    where
+        M: TryInto<R, Error = MappingError>,
+    {
+        let record = message.try_into()?;
+        let mut out = Vec::with_capacity(256);
+        out.push(0);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        codec::Encode::encode(&record, &mut out);
+        Ok(out)
+    }
+
+    /// Encodes `message` and sends it keyed by `key`; resolves once the broker acknowledged it.
+    pub async fn publish<M>(&self, producer: &Producer, key: &[u8], message: M) -> Result<Delivered, PublishError>
+    where
+        M: TryInto<R, Error = MappingError>,
+    {
+        let bytes = self.encode(message)?;
+        Ok(producer.send(KafkaRecord::new(self.name(), &bytes).key(key)).await?)
+    }
+
+    /// A consumed record as an `M` (the domain type `R` maps to).
+    pub async fn decode<M>(&self, message: &Incoming) -> Result<M, DecodeError>
+    where
+        M: TryFrom<R, Error = MappingError>,
+    {
+        Ok(M::try_from(self.decode_record(message.payload.as_deref()).await?)?)
+    }
+
+    /// A record as the contract's `R`: directly if it has this version's schema, otherwise with
+    /// its writer's schema, resolved by name.
+    pub async fn decode_record(&self, payload: Option<&[u8]>) -> Result<R, DecodeError> {
+        let bytes = payload.ok_or(DecodeError::NoValue)?;
+        let [0, a, b, c, d, datum @ ..] = bytes else { return Err(DecodeError::NotConfluent) };
+        let id = u32::from_be_bytes([*a, *b, *c, *d]);
+        let malformed = |source| DecodeError::Malformed { id, source };
+        if id == self.id {
+            return codec::decode(datum).map_err(malformed);
+        }
+        self.writers.get(id).await?.read(datum).map_err(malformed)
+    }
+
+    /// A handler that decodes every record as an `M` and hands it to `apply`: what a read model
+    /// of the topic (a projection, a status book) needs. A record that cannot be read goes to
+    /// the dead-letter topic (or, in a tail, is logged and skipped); a registry outage retries.
+    pub fn applying<M, F>(&self, apply: F) -> Apply<R, M, F>
+    where
+        M: TryFrom<R, Error = MappingError> + Send,
+        F: Fn(M) + Send + Sync,
+    {
+        Apply { topic: self.clone(), apply, message: PhantomData }
+    }
+}
+
+impl<R: Record> Topic<R> {
+    /// Reads the topic from `start` in a task of its own, handing every record to `apply` as
+    /// an `M`, until `shutdown`; returns once it has caught up with where the topic ended when
+    /// it started. How a process builds a read model of a topic before it serves.
+    pub async fn follow<M, F>(
+        &self,
+        kafka: &KafkaConfig,
+        start: StartAt,
+        apply: F,
+        shutdown: Shutdown,
+    ) -> Result<Following, FollowError>
+    where
+        M: TryFrom<R, Error = MappingError> + Send + 'static,
+        F: Fn(M) + Send + Sync + 'static,
+    {
+        let tail = Tail::start(kafka, self.name(), start).await?;
+        Ok(tail.follow(self.applying(apply), shutdown).await?)
+    }
+}
+
+/// See [`Topic::applying`].
+pub struct Apply<R, M, F> {
+    topic: Topic<R>,
+    apply: F,
+    message: PhantomData<fn() -> M>,
+}
+
+impl<R, M, F> fmt::Debug for Apply<R, M, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Apply").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl<R, M, F> Handler for Apply<R, M, F>
+where
+    R: Record,
+    M: TryFrom<R, Error = MappingError> + Send,
+    F: Fn(M) + Send + Sync,
+{
+    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
+        (self.apply)(self.topic.decode(message).await?);
+        Ok(())
+    }
+}
+
+/// Every project topic, bound to its record type and registered schema.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub user_commands: Topic<contract::commands::UserCommand>,
+    pub user_events: Topic<contract::events::UserEvent>,
+    pub user_replies: Topic<contract::replies::UserCommandReply>,
+    pub import_requests: Topic<contract::imports::ImportRequested>,
+    pub import_status: Topic<contract::imports::ImportStatus>,
+    pub export_requests: Topic<contract::exports::ExportRequested>,
+    pub export_status: Topic<contract::exports::ExportStatus>,
+    /// Raw copies of records that could never be processed: no schema of their own.
+    pub dead_letters: String,
+}
+
+impl Topics {
+    /// The subject setup: every project subject at [`COMPATIBILITY`], this version's schema
+    /// registered under each (refused if it breaks compatibility with what is there).
+    pub async fn bind(config: &TopicsConfig, registry: &Registry) -> Result<Self, RegistryError> {
+        let writers = Arc::new(WriterSchemas::new(registry.clone()));
+        Ok(Self {
+            user_commands: Topic::bind(&config.user_commands, &writers).await?,
+            user_events: Topic::bind(&config.user_events, &writers).await?,
+            user_replies: Topic::bind(&config.user_replies, &writers).await?,
+            import_requests: Topic::bind(&config.import_requests, &writers).await?,
+            import_status: Topic::bind(&config.import_status, &writers).await?,
+            export_requests: Topic::bind(&config.export_requests, &writers).await?,
+            export_status: Topic::bind(&config.export_status, &writers).await?,
+            dead_letters: config.dead_letters.clone(),
+        })
+    }
+
+    /// Each topic with the id of this version's schema for it.
+    pub fn schema_ids(&self) -> [(&str, u32); 7] {
+        [
+            (self.user_commands.name(), self.user_commands.schema_id()),
+            (self.user_events.name(), self.user_events.schema_id()),
+            (self.user_replies.name(), self.user_replies.schema_id()),
+            (self.import_requests.name(), self.import_requests.schema_id()),
+            (self.import_status.name(), self.import_status.schema_id()),
+            (self.export_requests.name(), self.export_requests.schema_id()),
+            (self.export_status.name(), self.export_status.schema_id()),
+        ]
+    }
+
+    /// Any topic name bound to `R`, sharing this set's cache of writer schemas (tests, tools).
+    pub async fn bind_other<R: Record>(&self, name: &TopicName<R>) -> Result<Topic<R>, RegistryError> {
+        Topic::bind(name, &self.user_events.writers).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_checked_as_kafka_checks_them() {
+        assert!("users.events".parse::<TopicName<()>>().is_ok());
+        for bad in ["", ".", "..", "has space", "ümlaut", &"x".repeat(250)] {
+            let error = bad.parse::<TopicName<()>>().unwrap_err();
+            assert!(error.contains("not a valid topic name"), "{bad:?}: {error}");
+        }
+        assert_eq!("users.events".parse::<TopicName<()>>().unwrap().subject(), "users.events-value");
+    }
+
+    #[test]
+    fn only_a_registry_outage_makes_a_decode_failure_worth_a_retry() {
+        let outage = DecodeError::Registry {
+            id: 7,
+            source: RegistryError::Failed { what: "find".into(), status: 503, message: "down".into() },
+        };
+        let unknown = DecodeError::Registry {
+            id: 7,
+            source: RegistryError::Refused { what: "find".into(), status: 404, code: 40403, message: "no".into() },
+        };
+        assert!(outage.is_retryable());
+        for permanent in [unknown, DecodeError::NotConfluent, DecodeError::Contract(MappingError::new("version", "-1"))]
+        {
+            assert!(!permanent.is_retryable(), "{permanent}");
+            assert!(matches!(HandleError::from(permanent), HandleError::Permanent(_)));
+        }
+    }
+}

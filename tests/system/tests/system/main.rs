@@ -1,0 +1,15 @@
+//! The system tested from outside, against the real local broker and schema registry: the four
+//! services together (in this process, or as processes of their own where a test kills one),
+//! driven through the public HTTP API and the topics as other clients would.
+
+mod compose;
+mod consistency;
+mod dead_letters;
+mod export_crash;
+mod exports;
+mod import_crash;
+mod imports;
+mod support;
+mod uploads;
+mod users;
+mod validation;
