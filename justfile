@@ -96,6 +96,17 @@ lint:
 schema-check:
     cargo run --quiet -p schema-registry --bin schema-check -- schemas
 
+# Keep the contract as it is now as the next release (schemas/releases/<n+1>/), once it ships
+schema-release:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    last=$(ls schemas/releases | grep -E '^[0-9]+$' | sort -n | tail -1)
+    next=$((last + 1))
+    mkdir -p "schemas/releases/$next"
+    cp schemas/*.avsc "schemas/releases/$next/"
+    cp -r schemas/types "schemas/releases/$next/"
+    echo "schemas/releases/$next: the contract of release $next; just schema-check now checks against it too"
+
 # Resolve the Kafka jars from Maven Central into the local cache (done on first start anyway)
 fetch:
     deploy/kafka/kafka.sh fetch

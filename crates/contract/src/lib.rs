@@ -52,6 +52,13 @@ pub struct MappingError {
     pub reason: String,
 }
 
+/// A record needs no mapping to itself.
+impl From<std::convert::Infallible> for MappingError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl MappingError {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
         Self { field, reason: reason.into() }

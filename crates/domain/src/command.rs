@@ -39,20 +39,24 @@ pub struct BatchItem {
     pub user: CreateUser,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CreateUser {
     pub email: String,
     pub name: String,
     pub age: Option<i64>,
+    /// In an upsert, `None` keeps the user's locale.
+    pub locale: Option<String>,
 }
 
-/// A partial update: `None` leaves a field as it is; `age: Some(None)` clears the age.
+/// A partial update: `None` leaves a field as it is; `age: Some(None)` clears the age, and
+/// `locale: Some(None)` the locale.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UpdateUser {
     pub user_id: Uuid,
     pub email: Option<String>,
     pub name: Option<String>,
     pub age: Option<Option<i64>>,
+    pub locale: Option<Option<String>>,
     /// Refuse with `version_conflict` unless the user is at this version (HTTP If-Match).
     pub expected_version: Option<u64>,
 }

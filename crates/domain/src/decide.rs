@@ -7,7 +7,7 @@ use crate::command::{BatchItem, Command, CreateUser, DeleteUser, UpdateUser};
 use crate::event::Event;
 use crate::reply::{Rejection, RejectionReason};
 use crate::time::Timestamp;
-use crate::user::{Age, Email, FieldError, Name, NewUser, User};
+use crate::user::{Age, Email, FieldError, Locale, Name, NewUser, User};
 
 /// Read access to the current users, as the decision needs it.
 pub trait Users {
@@ -38,7 +38,8 @@ pub fn decide(command: &Command, users: &impl Users, now: Timestamp, new_id: Uui
 }
 
 /// Decides one row of a batch: a creation, or with `upsert` an update of the user already
-/// holding the email (name and age replaced, the email's spelling taken from the row).
+/// holding the email (name and age replaced, the email's spelling taken from the row, the
+/// locale replaced if the row gives one).
 pub fn decide_item(item: &BatchItem, users: &impl Users, now: Timestamp, new_id: Uuid) -> Decision {
     let decision = if item.upsert {
         upsert_user(&item.user, users, now, new_id)
@@ -49,11 +50,12 @@ pub fn decide_item(item: &BatchItem, users: &impl Users, now: Timestamp, new_id:
 }
 
 fn upsert_user(row: &CreateUser, users: &impl Users, now: Timestamp, new_id: Uuid) -> Result<Decision, Rejection> {
-    let new = NewUser::parse(&row.email, &row.name, row.age).map_err(Rejection::invalid)?;
+    let new = NewUser::parse(row).map_err(Rejection::invalid)?;
     let Some(current) = users.owner_of(&new.email.key()).and_then(|id| users.get(id)) else {
         return create_user(row, users, now, new_id);
     };
-    let next = User { email: new.email, name: new.name, age: new.age, ..current.clone() };
+    let locale = new.locale.or_else(|| current.locale.clone());
+    let next = User { email: new.email, name: new.name, age: new.age, locale, ..current.clone() };
     if next == current {
         return Ok(Decision::Unchanged(current));
     }
@@ -65,10 +67,19 @@ fn upsert_user(row: &CreateUser, users: &impl Users, now: Timestamp, new_id: Uui
 }
 
 fn create_user(create: &CreateUser, users: &impl Users, now: Timestamp, id: Uuid) -> Result<Decision, Rejection> {
-    let new = NewUser::parse(&create.email, &create.name, create.age).map_err(Rejection::invalid)?;
+    let new = NewUser::parse(create).map_err(Rejection::invalid)?;
     ensure_free(&new.email, users, None)?;
-    let NewUser { email, name, age } = new;
-    Ok(Decision::Apply(Event::Created(User { id, email, name, age, created_at: now, updated_at: now, version: 1 })))
+    let NewUser { email, name, age, locale } = new;
+    Ok(Decision::Apply(Event::Created(User {
+        id,
+        email,
+        name,
+        age,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        locale,
+    })))
 }
 
 fn update_user(update: &UpdateUser, users: &impl Users, now: Timestamp) -> Result<Decision, Rejection> {
@@ -76,10 +87,12 @@ fn update_user(update: &UpdateUser, users: &impl Users, now: Timestamp) -> Resul
     let email = update.email.as_deref().map(Email::parse).transpose();
     let name = update.name.as_deref().map(Name::parse).transpose();
     let age = update.age.map(|age| age.map(Age::parse).transpose()).transpose();
-    let (email, name, age) = match (email, name, age) {
-        (Ok(email), Ok(name), Ok(age)) => (email, name, age),
-        (email, name, age) => {
-            let errors: Vec<FieldError> = [email.err(), name.err(), age.err()].into_iter().flatten().collect();
+    let locale = update.locale.as_ref().map(|l| l.as_deref().map(Locale::parse).transpose()).transpose();
+    let (email, name, age, locale) = match (email, name, age, locale) {
+        (Ok(email), Ok(name), Ok(age), Ok(locale)) => (email, name, age, locale),
+        (email, name, age, locale) => {
+            let errors: Vec<FieldError> =
+                [email.err(), name.err(), age.err(), locale.err()].into_iter().flatten().collect();
             return Err(Rejection::invalid(errors));
         }
     };
@@ -90,6 +103,7 @@ fn update_user(update: &UpdateUser, users: &impl Users, now: Timestamp) -> Resul
     next.email = email.unwrap_or(next.email);
     next.name = name.unwrap_or(next.name);
     next.age = age.unwrap_or(next.age);
+    next.locale = locale.unwrap_or(next.locale);
     if next == current {
         return Ok(Decision::Unchanged(current));
     }
@@ -145,7 +159,7 @@ mod tests {
     }
 
     fn create(email: &str) -> Command {
-        Command::Create(CreateUser { email: email.into(), name: "Ada".into(), age: Some(36) })
+        Command::Create(CreateUser { email: email.into(), name: "Ada".into(), age: Some(36), locale: None })
     }
 
     fn created(decision: Decision) -> User {
@@ -188,7 +202,7 @@ mod tests {
 
     #[test]
     fn invalid_fields_are_refused_together() {
-        let command = Command::Create(CreateUser { email: "x".into(), name: " ".into(), age: Some(-1) });
+        let command = Command::Create(CreateUser { email: "x".into(), name: " ".into(), age: Some(-1), locale: None });
         let Decision::Reject(rejection) = decide(&command, &Fixture::default(), T0, Uuid::now_v7()) else { panic!() };
         assert_eq!(rejection.reason, RejectionReason::Invalid);
         assert_eq!(rejection.field_errors.len(), 3);
@@ -259,7 +273,7 @@ mod tests {
             command_id: Uuid::now_v7(),
             line: 2,
             upsert: true,
-            user: CreateUser { email: email.into(), name: "Ada K.".into(), age: None },
+            user: CreateUser { email: email.into(), name: "Ada K.".into(), age: None, locale: None },
         };
         let Decision::Apply(Event::Updated(next)) =
             decide_item(&row("ADA@example.com"), &with(&[&ada]), T1, Uuid::nil())
@@ -271,6 +285,56 @@ mod tests {
         assert_eq!(created(decide_item(&row("new@example.com"), &with(&[&ada]), T1, fresh)).id, fresh);
         let plain = BatchItem { upsert: false, ..row("ada@example.com") };
         assert_eq!(rejected(decide_item(&plain, &with(&[&ada]), T1, fresh)), RejectionReason::EmailTaken);
+    }
+
+    #[test]
+    fn a_locale_is_normalised_on_creation_set_and_cleared_by_updates_and_kept_by_upserts_without_one() {
+        let with_locale = |locale: &str| {
+            Command::Create(CreateUser {
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                age: None,
+                locale: Some(locale.into()),
+            })
+        };
+        let ada = created(decide(&with_locale("en_gb"), &Fixture::default(), T0, Uuid::now_v7()));
+        assert_eq!(ada.locale.as_ref().map(Locale::as_str), Some("en-GB"));
+        let bad = decide(&with_locale("english"), &Fixture::default(), T0, Uuid::now_v7());
+        let Decision::Reject(rejection) = bad else { panic!("{bad:?}") };
+        assert_eq!(rejection.field_errors[0].field, "locale");
+
+        let users = with(&[&ada]);
+        let change = |locale: Option<&str>| {
+            Command::Update(UpdateUser {
+                user_id: ada.id,
+                locale: Some(locale.map(Into::into)),
+                ..UpdateUser::default()
+            })
+        };
+        let Decision::Apply(Event::Updated(french)) = decide(&change(Some("fr")), &users, T1, Uuid::nil()) else {
+            panic!()
+        };
+        assert_eq!((french.locale.as_ref().map(Locale::as_str), french.version), (Some("fr"), 2));
+        let Decision::Apply(Event::Updated(cleared)) = decide(&change(None), &users, T1, Uuid::nil()) else { panic!() };
+        assert_eq!(cleared.locale, None);
+        assert_eq!(decide(&change(Some("EN-gb")), &users, T1, Uuid::nil()), Decision::Unchanged(ada.clone()));
+
+        let row = |locale: Option<&str>| BatchItem {
+            command_id: Uuid::now_v7(),
+            line: 2,
+            upsert: true,
+            user: CreateUser {
+                email: "ada@example.com".into(),
+                name: "Ada".into(),
+                age: None,
+                locale: locale.map(Into::into),
+            },
+        };
+        assert_eq!(decide_item(&row(None), &users, T1, Uuid::nil()), Decision::Unchanged(ada.clone()));
+        let Decision::Apply(Event::Updated(upserted)) = decide_item(&row(Some("de")), &users, T1, Uuid::nil()) else {
+            panic!()
+        };
+        assert_eq!(upserted.locale.as_ref().map(Locale::as_str), Some("de"));
     }
 
     #[test]

@@ -300,6 +300,7 @@ mod tests {
             created_at: Timestamp::from_millis(created),
             updated_at: Timestamp::from_millis(created),
             version: 1,
+            locale: None,
         }
     }
 

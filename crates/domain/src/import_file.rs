@@ -1,5 +1,6 @@
-//! The import file format: a header row naming the columns (`email`, `name`, `age`, in any
-//! order, matched ignoring case and spaces; other columns are ignored with a warning), then one
+//! The import file format: a header row naming the columns (`email`, `name`, and optionally
+//! `age` and `locale`, in any order, matched ignoring case and spaces; other columns are
+//! ignored with a warning), then one
 //! user per row. UTF-8 (a BOM is fine), LF or CRLF, RFC 4180 quoting (commas, quotes and line
 //! breaks inside quoted fields). Parsing only: the caller brings the bytes.
 
@@ -34,6 +35,7 @@ pub struct Columns {
     email: usize,
     name: usize,
     age: Option<usize>,
+    locale: Option<usize>,
     /// Header names that are not ours, in file order.
     pub unknown: Vec<String>,
 }
@@ -168,8 +170,10 @@ impl Columns {
         let email = find("email")?.ok_or(FileError::MissingColumn("email"))?;
         let name = find("name")?.ok_or(FileError::MissingColumn("name"))?;
         let age = find("age")?;
-        let unknown = names.iter().filter(|n| !["email", "name", "age"].contains(&n.as_str())).cloned().collect();
-        Ok(Self { email, name, age, unknown })
+        let locale = find("locale")?;
+        let known = ["email", "name", "age", "locale"];
+        let unknown = names.iter().filter(|n| !known.contains(&n.as_str())).cloned().collect();
+        Ok(Self { email, name, age, locale, unknown })
     }
 }
 
@@ -216,6 +220,8 @@ pub fn check_row(columns: &Columns, record: &ByteRecord, line: u64) -> Row {
     let email = text(Some(columns.email), "email");
     let name = text(Some(columns.name), "name");
     let age_text = text(columns.age, "age");
+    // An empty cell gives no locale (and keeps an upserted user's).
+    let locale = text(columns.locale, "locale").filter(|l| !l.trim().is_empty());
     let age = match age_text.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(raw) => match raw.parse::<i64>() {
@@ -226,15 +232,10 @@ pub fn check_row(columns: &Columns, record: &ByteRecord, line: u64) -> Row {
             }
         },
     };
-    if let (Some(email), Some(name)) = (&email, &name) {
-        match NewUser::parse(email, name, age) {
-            Ok(user) if errors.is_empty() => {
-                return Row::Valid {
-                    line,
-                    email_key: user.email.key(),
-                    user: CreateUser { email: email.clone(), name: name.clone(), age },
-                };
-            }
+    if let (Some(email), Some(name)) = (email, name) {
+        let raw = CreateUser { email, name, age, locale };
+        match NewUser::parse(&raw) {
+            Ok(user) if errors.is_empty() => return Row::Valid { line, email_key: user.email.key(), user: raw },
             Ok(_) => {}
             Err(domain_errors) => {
                 let new: Vec<FieldError> =
@@ -343,6 +344,20 @@ mod tests {
         for ((line, field, code), (l, f, c)) in errors.iter().zip(expected) {
             assert_eq!((*line, field.as_str(), code.as_str()), (l, f, c));
         }
+    }
+
+    #[test]
+    fn an_optional_locale_column_is_read_checked_and_left_out_when_empty() {
+        let file = "email,name,Locale\na@example.com,A,pt_br\nb@example.com,B,\nc@example.com,C,klingon\n";
+        let (columns, rows) = rows(file);
+        assert!(columns.unknown.is_empty(), "locale is a known column");
+        let locales: Vec<Option<&str>> = rows
+            .iter()
+            .filter_map(|r| if let Row::Valid { user, .. } = r { Some(user.locale.as_deref()) } else { None })
+            .collect();
+        assert_eq!(locales, [Some("pt_br"), None], "raw values: user-service normalises them");
+        let Row::Invalid(errors) = &rows[2] else { panic!("{rows:?}") };
+        assert_eq!((errors[0].line, errors[0].field.as_str(), errors[0].code.as_str()), (4, "locale", "invalid"));
     }
 
     #[test]

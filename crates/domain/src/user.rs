@@ -5,6 +5,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::command::CreateUser;
 use crate::time::Timestamp;
 
 /// What is wrong with one field of a request.
@@ -147,6 +148,52 @@ impl Age {
     }
 }
 
+/// The language a user prefers: a BCP 47 tag of a language (2 or 3 letters), then optionally
+/// a script (4 letters) and a region (2 letters or 3 digits), as browsers send them: `en`,
+/// `pt-BR`, `zh-Hant-TW`, `es-419`. `_` is taken for `-`; the case is normalised
+/// (`EN_gb` becomes `en-GB`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Locale(String);
+
+impl Locale {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let invalid = || FieldError::new("locale", "invalid", "must be a language tag such as en or pt-BR");
+        let raw = raw.trim();
+        let mut parts = raw.split(['-', '_']);
+        let language =
+            parts.next().filter(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+        let mut tag = language.ok_or_else(invalid)?.to_ascii_lowercase();
+        let mut rest: Vec<&str> = parts.collect();
+        if let Some(script) = rest.first().filter(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_alphabetic())) {
+            tag.push('-');
+            tag.push_str(&script[..1].to_ascii_uppercase());
+            tag.push_str(&script[1..].to_ascii_lowercase());
+            rest.remove(0);
+        }
+        match rest.as_slice() {
+            [] => {}
+            [region] if region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic()) => {
+                tag.push('-');
+                tag.push_str(&region.to_ascii_uppercase());
+            }
+            [region] if region.len() == 3 && region.chars().all(|c| c.is_ascii_digit()) => {
+                tag.push('-');
+                tag.push_str(region);
+            }
+            _ => return Err(invalid()),
+        }
+        Ok(Self(tag))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A user as user-service decided it. `version` starts at 1 and grows by one with every change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -157,6 +204,8 @@ pub struct User {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
+    /// None for users created before locales existed, or who never gave one.
+    pub locale: Option<Locale>,
 }
 
 /// The fields of a new user, validated together so every bad field is reported at once.
@@ -165,16 +214,22 @@ pub struct NewUser {
     pub email: Email,
     pub name: Name,
     pub age: Option<Age>,
+    pub locale: Option<Locale>,
 }
 
 impl NewUser {
-    pub fn parse(email: &str, name: &str, age: Option<i64>) -> Result<Self, Vec<FieldError>> {
-        let email = Email::parse(email);
-        let name = Name::parse(name);
-        let age = age.map(Age::parse).transpose();
-        match (email, name, age) {
-            (Ok(email), Ok(name), Ok(age)) => Ok(Self { email, name, age }),
-            (email, name, age) => Err([email.err(), name.err(), age.err()].into_iter().flatten().collect()),
+    /// Checks the raw fields of a creation (`user-service` decides with the same rules the
+    /// gateway checks them with).
+    pub fn parse(raw: &CreateUser) -> Result<Self, Vec<FieldError>> {
+        let email = Email::parse(&raw.email);
+        let name = Name::parse(&raw.name);
+        let age = raw.age.map(Age::parse).transpose();
+        let locale = raw.locale.as_deref().map(Locale::parse).transpose();
+        match (email, name, age, locale) {
+            (Ok(email), Ok(name), Ok(age), Ok(locale)) => Ok(Self { email, name, age, locale }),
+            (email, name, age, locale) => {
+                Err([email.err(), name.err(), age.err(), locale.err()].into_iter().flatten().collect())
+            }
         }
     }
 }
@@ -235,9 +290,22 @@ mod tests {
 
     #[test]
     fn every_bad_field_of_a_new_user_is_reported_at_once() {
-        let errors = NewUser::parse("nope", "", Some(200)).unwrap_err();
+        let raw = CreateUser { email: "nope".into(), name: String::new(), age: Some(200), locale: Some("x".into()) };
+        let errors = NewUser::parse(&raw).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["email", "name", "age"]);
+        assert_eq!(fields, ["email", "name", "age", "locale"]);
+    }
+
+    #[test]
+    fn locales_are_language_tags_normalised_as_bcp_47_writes_them() {
+        for (raw, normal) in
+            [("en", "en"), ("EN_gb", "en-GB"), (" pt-br ", "pt-BR"), ("zh-hant-tw", "zh-Hant-TW"), ("es-419", "es-419")]
+        {
+            assert_eq!(Locale::parse(raw).unwrap().as_str(), normal, "{raw}");
+        }
+        for bad in ["", "e", "english", "en-", "en-GB-x", "en-1", "12", "en-Latn-GB-extra", "é"] {
+            assert_eq!(Locale::parse(bad).unwrap_err().code, "invalid", "{bad:?}");
+        }
     }
 
     proptest! {
@@ -253,6 +321,14 @@ mod tests {
         fn generated_valid_emails_are_accepted(local in "[a-z0-9]{1,20}", domain in "[a-z]{1,20}", tld in "[a-z]{2,6}") {
             let raw = format!("{local}@{domain}.{tld}");
             prop_assert!(Email::parse(&raw).is_ok(), "{}", raw);
+        }
+
+        #[test]
+        fn locale_parse_never_panics_and_accepted_ones_parse_to_themselves(raw in "\\PC{0,20}") {
+            if let Ok(locale) = Locale::parse(&raw) {
+                prop_assert_eq!(Locale::parse(locale.as_str()).unwrap(), locale.clone());
+                prop_assert!(locale.as_str().len() <= 11);
+            }
         }
 
         #[test]

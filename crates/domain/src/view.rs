@@ -160,6 +160,7 @@ mod tests {
             created_at: Timestamp::from_millis(1),
             updated_at: Timestamp::from_millis(1),
             version,
+            locale: None,
         }
     }
 

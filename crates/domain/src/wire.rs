@@ -16,7 +16,7 @@ use crate::export::{Column, ExportFilter, ExportRequest, ExportState, ExportStat
 use crate::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
 use crate::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use crate::time::Timestamp;
-use crate::user::{Age, Email, FieldError, Name, User};
+use crate::user::{Age, Email, FieldError, Locale, Name, User};
 
 type Result<T> = std::result::Result<T, MappingError>;
 
@@ -50,6 +50,7 @@ impl TryFrom<User> for contract::User {
             created_at: user.created_at.millis(),
             updated_at: user.updated_at.millis(),
             version: long("version", user.version)?,
+            locale: user.locale.map(Locale::into_string),
         })
     }
 }
@@ -66,6 +67,7 @@ impl TryFrom<contract::User> for User {
             created_at: Timestamp::from_millis(user.created_at),
             updated_at: Timestamp::from_millis(user.updated_at),
             version: unsigned("version", user.version)?,
+            locale: user.locale.map(|l| rule("locale", Locale::parse(&l))).transpose()?,
         })
     }
 }
@@ -125,15 +127,19 @@ impl TryFrom<CommandEnvelope> for c::UserCommand {
 
     fn try_from(envelope: CommandEnvelope) -> Result<Self> {
         let command = match envelope.command {
-            Command::Create(create) => {
-                c::Command::CreateUser(c::CreateUser { email: create.email, name: create.name, age: create.age })
-            }
+            Command::Create(create) => c::Command::CreateUser(c::CreateUser {
+                email: create.email,
+                name: create.name,
+                age: create.age,
+                locale: create.locale,
+            }),
             Command::Update(update) => c::Command::UpdateUser(c::UpdateUser {
                 user_id: update.user_id,
                 email: update.email,
                 name: update.name,
                 age: update.age.map(|value| c::AgeChange { value }),
                 expected_version: update.expected_version.map(|v| long("expected_version", v)).transpose()?,
+                locale: update.locale.map(|value| c::LocaleChange { value }),
             }),
             Command::Delete(delete) => c::Command::DeleteUser(c::DeleteUser {
                 user_id: delete.user_id,
@@ -150,6 +156,7 @@ impl TryFrom<CommandEnvelope> for c::UserCommand {
                             email: item.user.email,
                             name: item.user.name,
                             age: item.user.age,
+                            locale: item.user.locale,
                         })
                     })
                     .collect::<Result<_>>()?,
@@ -171,14 +178,18 @@ impl TryFrom<c::UserCommand> for CommandEnvelope {
 
     fn try_from(record: c::UserCommand) -> Result<Self> {
         let command = match record.command {
-            c::Command::CreateUser(create) => {
-                Command::Create(CreateUser { email: create.email, name: create.name, age: create.age })
-            }
+            c::Command::CreateUser(create) => Command::Create(CreateUser {
+                email: create.email,
+                name: create.name,
+                age: create.age,
+                locale: create.locale,
+            }),
             c::Command::UpdateUser(update) => Command::Update(UpdateUser {
                 user_id: update.user_id,
                 email: update.email,
                 name: update.name,
                 age: update.age.map(|change| change.value),
+                locale: update.locale.map(|change| change.value),
                 expected_version: update.expected_version.map(|v| unsigned("expected_version", v)).transpose()?,
             }),
             c::Command::DeleteUser(delete) => Command::Delete(DeleteUser {
@@ -194,7 +205,7 @@ impl TryFrom<c::UserCommand> for CommandEnvelope {
                             command_id: item.command_id,
                             line: unsigned("line", item.line)?,
                             upsert: item.upsert,
-                            user: CreateUser { email: item.email, name: item.name, age: item.age },
+                            user: CreateUser { email: item.email, name: item.name, age: item.age, locale: item.locale },
                         })
                     })
                     .collect::<Result<_>>()?,

@@ -9,7 +9,7 @@ use domain::export::{Column, ExportFilter, ExportRequest, ExportState, ExportSta
 use domain::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use domain::time::Timestamp;
-use domain::user::{Age, Email, FieldError, Name, User};
+use domain::user::{Age, Email, FieldError, Locale, Name, User};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -36,6 +36,7 @@ fn user(age: Option<u8>) -> User {
         created_at: Timestamp::from_millis(1_700_000_000_000),
         updated_at: Timestamp::from_millis(1_700_000_000_999),
         version: 3,
+        locale: Some(Locale::parse("pt-BR").unwrap()),
     }
 }
 
@@ -67,14 +68,20 @@ fn reply(outcome: Outcome) -> Reply {
 fn every_command_variant_round_trips() {
     let id = Uuid::now_v7();
     for c in [
-        Command::Create(CreateUser { email: " a@b.co ".into(), name: "A".into(), age: None }),
-        Command::Create(CreateUser { email: "not validated here".into(), name: String::new(), age: Some(-5) }),
+        Command::Create(CreateUser { email: " a@b.co ".into(), name: "A".into(), age: None, locale: None }),
+        Command::Create(CreateUser {
+            email: "not validated here".into(),
+            name: String::new(),
+            age: Some(-5),
+            locale: None,
+        }),
         Command::Update(UpdateUser { user_id: id, ..UpdateUser::default() }),
         Command::Update(UpdateUser {
             user_id: id,
             email: Some("x@y.io".into()),
             name: Some("X".into()),
             age: Some(None),
+            locale: Some(Some("en-GB".into())),
             expected_version: Some(9),
         }),
         Command::Update(UpdateUser { user_id: id, age: Some(Some(40)), ..UpdateUser::default() }),
@@ -86,13 +93,13 @@ fn every_command_variant_round_trips() {
                 command_id: Uuid::new_v4(),
                 line: 2,
                 upsert: false,
-                user: CreateUser { email: "a@b.co".into(), name: "A".into(), age: Some(3) },
+                user: CreateUser { email: "a@b.co".into(), name: "A".into(), age: Some(3), locale: None },
             },
             BatchItem {
                 command_id: Uuid::new_v4(),
                 line: 1_000_001,
                 upsert: true,
-                user: CreateUser { email: "raw".into(), name: String::new(), age: None },
+                user: CreateUser { email: "raw".into(), name: String::new(), age: None, locale: None },
             },
         ]),
     ] {
@@ -281,7 +288,7 @@ fn values_too_large_for_the_wire_are_refused_never_clamped() {
         command_id: Uuid::nil(),
         line: 1 << 63,
         upsert: false,
-        user: CreateUser { email: "a@b.co".into(), name: "A".into(), age: None },
+        user: CreateUser { email: "a@b.co".into(), name: "A".into(), age: None, locale: None },
     }]);
     assert_eq!(contract::commands::UserCommand::try_from(command(batch)).unwrap_err().field, "line");
 }
@@ -323,8 +330,8 @@ proptest! {
         let id = Uuid::new_v4();
         let update_age = if clear_age { Some(None) } else { age.map(Some) };
         for c in [
-            Command::Create(CreateUser { email: email.clone(), name: name.clone(), age }),
-            Command::Update(UpdateUser { user_id: id, email: Some(email.clone()), name: None, age: update_age, expected_version: version }),
+            Command::Create(CreateUser { email: email.clone(), name: name.clone(), age, locale: None }),
+            Command::Update(UpdateUser { user_id: id, email: Some(email.clone()), name: None, age: update_age, locale: Some(None), expected_version: version }),
         ] {
             let envelope = command(c);
             prop_assert_eq!(round_trip::<_, contract::commands::UserCommand>(&envelope), envelope);

@@ -155,13 +155,13 @@ impl From<PublishError> for HandleError {
 
 /// The writer schemas met so far, by id: each is fetched from the registry once.
 #[derive(Debug)]
-pub(crate) struct WriterSchemas {
+struct WriterSchemas {
     registry: Registry,
     by_id: DashMap<u32, Arc<WriterSchema>>,
 }
 
 impl WriterSchemas {
-    pub(crate) fn new(registry: Registry) -> Self {
+    fn new(registry: Registry) -> Self {
         Self { registry, by_id: DashMap::new() }
     }
 
@@ -198,7 +198,12 @@ impl<R> fmt::Debug for Topic<R> {
 impl<R: Record> Topic<R> {
     /// Sets the subject of `name` to the project's compatibility level and registers `R`'s
     /// schema under it (refused if incompatible with what the subject holds).
-    pub(crate) async fn bind(name: &TopicName<R>, writers: &Arc<WriterSchemas>) -> Result<Self, RegistryError> {
+    pub async fn bind(name: &TopicName<R>, registry: &Registry) -> Result<Self, RegistryError> {
+        Self::bind_sharing(name, &Arc::new(WriterSchemas::new(registry.clone()))).await
+    }
+
+    /// [`Topic::bind`], with a cache of writer schemas shared with other topics.
+    async fn bind_sharing(name: &TopicName<R>, writers: &Arc<WriterSchemas>) -> Result<Self, RegistryError> {
         let subject = name.subject();
         writers.registry.set_compatibility(&subject, COMPATIBILITY).await?;
         let id = writers.registry.register(&subject, R::SCHEMA).await?;
@@ -214,10 +219,12 @@ impl<R: Record> Topic<R> {
         self.id
     }
 
-    /// `message` as a record of this topic, in Confluent's wire format.
+    /// `message` (an `R`, or a domain type that maps to one) as a record of this topic, in
+    /// Confluent's wire format.
     pub fn encode<M>(&self, message: M) -> Result<Vec<u8>, MappingError>
     where
-        M: TryInto<R, Error = MappingError>,
+        M: TryInto<R>,
+        MappingError: From<M::Error>,
     {
         let record = message.try_into()?;
         let mut out = Vec::with_capacity(256);
@@ -230,7 +237,8 @@ impl<R: Record> Topic<R> {
     /// Encodes `message` and sends it keyed by `key`; resolves once the broker acknowledged it.
     pub async fn publish<M>(&self, producer: &Producer, key: &[u8], message: M) -> Result<Delivered, PublishError>
     where
-        M: TryInto<R, Error = MappingError>,
+        M: TryInto<R>,
+        MappingError: From<M::Error>,
     {
         let bytes = self.encode(message)?;
         Ok(producer.send(KafkaRecord::new(self.name(), &bytes).key(key)).await?)
@@ -334,13 +342,13 @@ impl Topics {
     pub async fn bind(config: &TopicsConfig, registry: &Registry) -> Result<Self, RegistryError> {
         let writers = Arc::new(WriterSchemas::new(registry.clone()));
         Ok(Self {
-            user_commands: Topic::bind(&config.user_commands, &writers).await?,
-            user_events: Topic::bind(&config.user_events, &writers).await?,
-            user_replies: Topic::bind(&config.user_replies, &writers).await?,
-            import_requests: Topic::bind(&config.import_requests, &writers).await?,
-            import_status: Topic::bind(&config.import_status, &writers).await?,
-            export_requests: Topic::bind(&config.export_requests, &writers).await?,
-            export_status: Topic::bind(&config.export_status, &writers).await?,
+            user_commands: Topic::bind_sharing(&config.user_commands, &writers).await?,
+            user_events: Topic::bind_sharing(&config.user_events, &writers).await?,
+            user_replies: Topic::bind_sharing(&config.user_replies, &writers).await?,
+            import_requests: Topic::bind_sharing(&config.import_requests, &writers).await?,
+            import_status: Topic::bind_sharing(&config.import_status, &writers).await?,
+            export_requests: Topic::bind_sharing(&config.export_requests, &writers).await?,
+            export_status: Topic::bind_sharing(&config.export_status, &writers).await?,
             dead_letters: config.dead_letters.clone(),
         })
     }
@@ -356,11 +364,6 @@ impl Topics {
             (self.export_requests.name(), self.export_requests.schema_id()),
             (self.export_status.name(), self.export_status.schema_id()),
         ]
-    }
-
-    /// Any topic name bound to `R`, sharing this set's cache of writer schemas (tests, tools).
-    pub async fn bind_other<R: Record>(&self, name: &TopicName<R>) -> Result<Topic<R>, RegistryError> {
-        Topic::bind(name, &self.user_events.writers).await
     }
 }
 

@@ -82,7 +82,8 @@ pub fn fresh<R>(prefix: &str) -> platform::topic::TopicName<R> {
     unique(prefix).parse().expect("a valid topic name")
 }
 
-fn topics() -> TopicsConfig {
+/// Fresh names for every topic of a system.
+pub fn fresh_topics() -> TopicsConfig {
     let mut topics = api_gateway::Config::try_parse_from(["api-gateway"]).expect("defaults").common.topics;
     topics.user_commands = fresh("test-commands");
     topics.user_events = fresh("test-events");
@@ -106,8 +107,12 @@ impl TestSystem {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        Self::start_on(fresh_topics(), options).await
+    }
+
+    /// A system on `topics`, which may already hold records (history an older version wrote).
+    pub async fn start_on(topics: TopicsConfig, options: Options) -> Self {
         platform::testing::kafka().await;
-        let topics = topics();
         let group = unique("test-user-service");
         let user_service = Some(start_user_service(&topics, &group).await);
         let gateway = start_gateway(&topics, &options).await;

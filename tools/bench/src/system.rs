@@ -184,7 +184,7 @@ fn vm_hwm(pid: u32) -> Option<u64> {
 pub(crate) fn event_record_size() -> usize {
     use domain::event::{Event, EventEnvelope};
     use domain::time::Timestamp;
-    use domain::user::{Age, Email, Name, User};
+    use domain::user::{Age, Email, Locale, Name, User};
     let now = Timestamp::now();
     let user = User {
         id: uuid::Uuid::now_v7(),
@@ -194,6 +194,7 @@ pub(crate) fn event_record_size() -> usize {
         created_at: now,
         updated_at: now,
         version: 1,
+        locale: Locale::parse("en-US").ok(),
     };
     let event = EventEnvelope {
         event_id: uuid::Uuid::now_v7(),

@@ -3,7 +3,7 @@
 
 use domain::command::{CreateUser, UpdateUser};
 use domain::export::ExportSpec;
-use domain::user::{Age, Email, FieldError, Name, NewUser};
+use domain::user::{Age, Email, FieldError, Locale, Name, NewUser};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -43,17 +43,33 @@ fn age(map: &Map<String, Value>) -> Result<Option<Option<i64>>, FieldError> {
     }
 }
 
-/// `POST /users`: email and name required, age optional.
+/// The locale: absent (`None`), null (`Some(None)`) or a tag (`Some(Some(tag))`), checked.
+fn locale(map: &Map<String, Value>) -> Result<Option<Option<String>>, FieldError> {
+    match map.get("locale") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(tag)) => Locale::parse(tag).map(|_| Some(Some(tag.clone()))),
+        Some(_) => Err(FieldError::new("locale", "invalid_type", "locale must be a string or null")),
+    }
+}
+
+/// `POST /users`: email and name required, age and locale optional.
 pub(crate) fn create(body: &Value) -> Result<CreateUser, ApiError> {
     let map = object(body)?;
     let mut errors = Vec::new();
-    unknown_fields(map, &["email", "name", "age"], &mut errors);
+    unknown_fields(map, &["email", "name", "age", "locale"], &mut errors);
     let email = string(map, "email").map_err(|e| errors.push(e)).ok().flatten();
     let name = string(map, "name").map_err(|e| errors.push(e)).ok().flatten();
     let age = age(map).map_err(|e| errors.push(e)).ok().flatten().flatten();
+    let locale = locale(map).map_err(|e| errors.push(e)).ok().flatten().flatten();
+    let raw = CreateUser {
+        email: email.unwrap_or_default().to_owned(),
+        name: name.unwrap_or_default().to_owned(),
+        age,
+        locale,
+    };
     // Missing fields are reported like empty ones, by the domain's own rules.
-    let parsed = NewUser::parse(email.unwrap_or_default(), name.unwrap_or_default(), age);
-    if let Err(domain_errors) = parsed {
+    if let Err(domain_errors) = NewUser::parse(&raw) {
         for error in domain_errors {
             if !errors.iter().any(|e| e.field == error.field) {
                 errors.push(error);
@@ -63,14 +79,14 @@ pub(crate) fn create(body: &Value) -> Result<CreateUser, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(CreateUser { email: email.unwrap_or_default().to_owned(), name: name.unwrap_or_default().to_owned(), age })
+    Ok(raw)
 }
 
-/// `PATCH /users/{id}`: any of email, name, age (null clears the age).
+/// `PATCH /users/{id}`: any of email, name, age, locale (null clears the age or the locale).
 pub(crate) fn update(user_id: Uuid, expected_version: Option<u64>, body: &Value) -> Result<UpdateUser, ApiError> {
     let map = object(body)?;
     let mut errors = Vec::new();
-    unknown_fields(map, &["email", "name", "age"], &mut errors);
+    unknown_fields(map, &["email", "name", "age", "locale"], &mut errors);
     let mut checked = |result: Result<Option<&str>, FieldError>, parse: fn(&str) -> Option<FieldError>| match result {
         Ok(Some(value)) => match parse(value) {
             Some(error) => {
@@ -88,10 +104,11 @@ pub(crate) fn update(user_id: Uuid, expected_version: Option<u64>, body: &Value)
     let email = checked(string(map, "email"), |v| Email::parse(v).err());
     let name = checked(string(map, "name"), |v| Name::parse(v).err());
     let age = age(map).map_err(|e| errors.push(e)).ok().flatten();
+    let locale = locale(map).map_err(|e| errors.push(e)).ok().flatten();
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    Ok(UpdateUser { user_id, email, name, age, expected_version })
+    Ok(UpdateUser { user_id, email, name, age, locale, expected_version })
 }
 
 /// `POST /exports`: every filter and the column list are optional; the domain checks values.
@@ -186,6 +203,27 @@ mod tests {
             fields(update(id, None, &json!({"email": null, "name": "  "})).unwrap_err()),
             ["email:required", "name:required"]
         );
+    }
+
+    #[test]
+    fn a_locale_is_checked_and_an_update_can_set_or_clear_it() {
+        assert_eq!(
+            create(&json!({"email": "a@b.co", "name": "A", "locale": "pt-BR"})).unwrap().locale.as_deref(),
+            Some("pt-BR")
+        );
+        assert_eq!(create(&json!({"email": "a@b.co", "name": "A", "locale": null})).unwrap().locale, None);
+        assert_eq!(
+            fields(create(&json!({"email": "a@b.co", "name": "A", "locale": "xx-yy-zz"})).unwrap_err()),
+            ["locale:invalid"]
+        );
+        assert_eq!(
+            fields(create(&json!({"email": "a@b.co", "name": "A", "locale": 7})).unwrap_err()),
+            ["locale:invalid_type"]
+        );
+        let id = Uuid::nil();
+        assert_eq!(update(id, None, &json!({})).unwrap().locale, None);
+        assert_eq!(update(id, None, &json!({"locale": null})).unwrap().locale, Some(None));
+        assert_eq!(update(id, None, &json!({"locale": "fr"})).unwrap().locale, Some(Some("fr".into())));
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub(crate) fn user_json(user: &User) -> Value {
         "email": user.email.as_str(),
         "name": user.name.as_str(),
         "age": user.age.map(|a| a.get()),
+        "locale": user.locale.as_ref().map(|l| l.as_str()),
         "created_at": user.created_at.to_string(),
         "updated_at": user.updated_at.to_string(),
         "version": user.version,

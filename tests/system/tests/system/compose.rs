@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use clap::{Args, Command, CommandFactory};
-use platform::kafka::topics::TopicsConfig;
+use platform::CommonConfig;
 use platform::registry::RegistryConfig;
-use platform::{KafkaConfig, TelemetryConfig};
 use serde_yaml_ng::Value;
 
 /// Variables read by libraries rather than by our config structs.
@@ -40,9 +39,8 @@ fn variables(command: Command) -> BTreeSet<String> {
 
 /// Our binaries and the environment variables each reads.
 fn binaries() -> BTreeMap<&'static str, BTreeSet<String>> {
-    let topics = variables(TelemetryConfig::augment_args(TopicsConfig::augment_args(KafkaConfig::augment_args(
-        Command::new("topics"),
-    ))));
+    // The topics tool reads exactly the settings every service shares.
+    let topics = variables(CommonConfig::augment_args(Command::new("topics")));
     BTreeMap::from([
         ("api-gateway", variables(api_gateway::Config::command())),
         ("user-service", variables(user_service::Config::command())),

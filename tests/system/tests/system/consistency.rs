@@ -37,7 +37,12 @@ async fn the_same_command_delivered_twice_creates_one_user() {
         correlation_id: Uuid::now_v7(),
         requester: "test".into(),
         issued_at: Timestamp::now(),
-        command: Command::Create(CreateUser { email: "once@example.com".into(), name: "Once".into(), age: None }),
+        command: Command::Create(CreateUser {
+            email: "once@example.com".into(),
+            name: "Once".into(),
+            age: None,
+            locale: None,
+        }),
     };
     let bytes = topics.user_commands.encode(command).unwrap();
     let producer = Producer::new(&kafka, "test").unwrap();

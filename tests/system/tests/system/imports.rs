@@ -118,3 +118,24 @@ async fn upsert_mode_updates_existing_users_by_email_where_create_mode_refuses_t
     assert!(user(&system, "new@example.com").await.is_some(), "an unknown email is created");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_locale_column_sets_locales_and_an_empty_cell_keeps_an_upserted_users_locale() {
+    let system = TestSystem::start_with(with_worker()).await;
+    let ada = json!({"email": "ada@example.com", "name": "Ada", "locale": "en-GB"});
+    assert_eq!(system.call(Method::POST, "/users", Some(ada)).await.status, StatusCode::CREATED);
+    let file = b"email,name,locale\nada@example.com,Ada L.,\nbob@example.com,Bob,de_at\ncy@example.com,Cy,welsh\n";
+    let id = upload(&system, file, Some("upsert")).await;
+    let last = wait_import(&system, &id, Duration::from_secs(60)).await.pop().unwrap();
+    assert_eq!((last["accepted"].clone(), last["rejected"].clone()), (json!(2), json!(1)), "{last}");
+    assert!(last["warnings"].as_array().unwrap().is_empty(), "locale is a known column: {last}");
+    let ada = user(&system, "ada@example.com").await.unwrap();
+    assert_eq!((ada["name"].clone(), ada["locale"].clone()), (json!("Ada L."), json!("en-GB")));
+    assert_eq!(user(&system, "bob@example.com").await.unwrap()["locale"], "de-AT");
+    let report = system.client.get(format!("{}/imports/{id}/errors", system.gateway.url)).send().await.unwrap();
+    assert_eq!(
+        report.text().await.unwrap().lines().nth(1).unwrap().split(',').take(3).collect::<Vec<_>>(),
+        ["4", "locale", "invalid"]
+    );
+    system.stop().await;
+}

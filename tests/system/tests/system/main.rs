@@ -5,6 +5,7 @@
 mod compose;
 mod consistency;
 mod dead_letters;
+mod evolution;
 mod export_crash;
 mod exports;
 mod import_crash;

@@ -114,3 +114,26 @@ async fn listing_pages_in_a_stable_order_with_a_cursor_and_filters() {
     assert_eq!(nobody.body["items"], json!([]));
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_locale_is_given_normalised_changed_and_cleared_through_the_api() {
+    let system = TestSystem::start().await;
+    let created = system
+        .call(Method::POST, "/users", Some(json!({"email": "lu@example.com", "name": "Lu", "locale": "pt_br"})))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["locale"], "pt-BR");
+    let path = format!("/users/{}", created.body["id"].as_str().unwrap());
+
+    let bad = system.call(Method::PATCH, &path, Some(json!({"locale": "portuguese"}))).await;
+    assert_eq!((bad.status, bad.bad_fields()), (StatusCode::UNPROCESSABLE_ENTITY, vec!["locale".to_owned()]));
+    let changed = system.call(Method::PATCH, &path, Some(json!({"locale": "zh-hant-tw"}))).await;
+    assert_eq!((changed.body["locale"].clone(), changed.body["version"].clone()), (json!("zh-Hant-TW"), json!(2)));
+    let kept = system.call(Method::PATCH, &path, Some(json!({"name": "Lu Xun"}))).await;
+    assert_eq!(kept.body["locale"], "zh-Hant-TW", "absent leaves it");
+    let cleared = system.call(Method::PATCH, &path, Some(json!({"locale": null}))).await;
+    assert_eq!((cleared.body["locale"].clone(), cleared.body["version"].clone()), (json!(null), json!(4)));
+    let without = system.call(Method::POST, "/users", Some(json!({"email": "no@example.com", "name": "No"}))).await;
+    assert_eq!(without.body["locale"], json!(null));
+    system.stop().await;
+}

@@ -22,7 +22,7 @@ use domain::command::{BatchItem, Command, CommandEnvelope, CreateUser};
 use domain::event::{Event, EventEnvelope};
 use domain::reply::{ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
 use domain::time::Timestamp;
-use domain::user::{Age, Email, Name, User};
+use domain::user::{Age, Email, Locale, Name, User};
 use uuid::Uuid;
 
 const RUNS: usize = 9;
@@ -36,6 +36,7 @@ fn user(i: usize) -> User {
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
         version: 3,
+        locale: Some(Locale::parse("en-GB").expect("valid")),
     }
 }
 
@@ -55,7 +56,12 @@ fn batch(rows: usize) -> CommandEnvelope {
             command_id: Uuid::now_v7(),
             line: i as u64 + 2,
             upsert: false,
-            user: CreateUser { email: format!("row.{i}@example.com"), name: "Grace Hopper".into(), age: Some(40) },
+            user: CreateUser {
+                email: format!("row.{i}@example.com"),
+                name: "Grace Hopper".into(),
+                age: Some(40),
+                locale: None,
+            },
         })
         .collect();
     CommandEnvelope {
