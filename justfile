@@ -86,11 +86,16 @@ logs *service:
 ps:
     docker compose ps
 
-# Formatting, lints and the schema check, as CI checks them
+# Formatting, lints, repeated code and the schema check, as CI checks them
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --all-features -- -D warnings
+    just duplication
     just schema-check
+
+# Fails on any block of six or more lines repeated outside tests (jscpd, from deploy/package.json)
+duplication:
+    deploy/node_modules/.bin/jscpd --min-lines 6 --format rust --ignore '**/tests/**' --reporters console --no-colors --exit-code 1 crates services infra tools
 
 # The Avro contract in schemas/ against every release in schemas/releases/, at FULL_TRANSITIVE
 schema-check:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing this project needs, from the project's own files:
 # Debian packages (deploy/apt-build.txt, deploy/apt-packages.txt), Python-distributed tools
-# (deploy/requirements-dev.txt, including `just`) and the Kafka jars from Maven Central.
+# (deploy/requirements-dev.txt, including `just`), npm-distributed tools (deploy/package.json:
+# jscpd, for `just lint`) and the Kafka jars from Maven Central.
 # Idempotent and quick when everything is already there. Needs root or sudo for apt.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +34,15 @@ user_bin="$(python3 -m site --user-base)/bin"
 if ! command -v just >/dev/null; then
   say "just was installed into $user_bin: add it to PATH (export PATH=\"$user_bin:\$PATH\")"
 fi
+
+if ! command -v npm >/dev/null; then
+  say "installing Debian's npm (no Node.js on this machine)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+say "installing npm-distributed tools (deploy/package.json)"
+npm install --prefix deploy --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' >&2 || true
+[[ -x deploy/node_modules/.bin/jscpd ]] || { say "jscpd did not install (deploy/package.json)"; exit 1; }
 
 command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rustup.rs) first"; exit 1; }
 for tool in rustfmt cargo-clippy; do

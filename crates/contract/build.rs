@@ -16,7 +16,7 @@ fn main() {
     write(&out.join("contract.rs"), &generated(&schemas, &options));
 
     let mut releases = String::new();
-    for (number, dir) in releases_in(&schemas.join("releases")) {
+    for (number, dir) in codegen::releases(&schemas.join("releases")) {
         let module_path = format!("crate::releases::v{number}");
         let code = generated(&dir, &Options { module_path: &module_path, ..options });
         releases.push_str(&format!(
@@ -28,20 +28,6 @@ fn main() {
 
 fn generated(dir: &Path, options: &Options<'_>) -> String {
     Catalog::load(dir).and_then(|catalog| generate(&catalog, options)).unwrap_or_else(|error| panic!("{error}"))
-}
-
-/// `releases/<n>/` directories, by number.
-fn releases_in(dir: &Path) -> Vec<(u32, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut releases: Vec<(u32, PathBuf)> = entries
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let number = path.file_name()?.to_str()?.parse().ok()?;
-            path.is_dir().then_some((number, path))
-        })
-        .collect();
-    releases.sort();
-    releases
 }
 
 fn write(path: &Path, text: &str) {

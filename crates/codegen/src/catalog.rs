@@ -197,6 +197,20 @@ impl Inliner<'_> {
     }
 }
 
+/// The releases kept in `dir` (`releases/<n>/`), by number.
+pub fn releases(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut releases: Vec<(u32, PathBuf)> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let number = path.file_name()?.to_str()?.parse().ok()?;
+            path.is_dir().then_some((number, path))
+        })
+        .collect();
+    releases.sort();
+    releases
+}
+
 fn avsc_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let io = |source| Error::Io { path: dir.display().to_string(), source };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

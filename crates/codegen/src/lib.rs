@@ -15,7 +15,7 @@ pub mod catalog;
 pub mod model;
 pub mod rust;
 
-pub use catalog::{Catalog, TopLevel};
+pub use catalog::{Catalog, TopLevel, releases};
 
 /// Why a schema directory cannot be turned into code.
 #[derive(Debug, thiserror::Error)]

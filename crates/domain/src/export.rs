@@ -243,26 +243,6 @@ impl ExportStatus {
         }
     }
 
-    /// This status, never behind `previous`. A finished export stays as it finished, except that
-    /// a completed one may later expire. A rerun after a crash counts again from zero, but while
-    /// running, what readers saw does not go back.
-    pub fn not_behind(mut self, previous: &ExportStatus) -> Self {
-        if previous.state == ExportState::Completed && self.state == ExportState::Expired {
-            return ExportStatus { state: ExportState::Expired, ..previous.clone() };
-        }
-        if previous.state.is_finished() {
-            return previous.clone();
-        }
-        if !self.state.is_finished() {
-            self.state = self.state.max(previous.state);
-            self.rows_written = self.rows_written.max(previous.rows_written);
-            self.rows_total = self.rows_total.max(previous.rows_total);
-            self.bytes = self.bytes.max(previous.bytes);
-        }
-        self.started_at = previous.started_at.or(self.started_at);
-        self
-    }
-
     /// Milliseconds from start to finish, once finished.
     pub fn duration_ms(&self) -> Option<i64> {
         Some(self.finished_at?.millis() - self.started_at?.millis())
@@ -278,8 +258,24 @@ impl JobStatus for ExportStatus {
         self.requested_at
     }
 
-    fn not_behind(self, previous: &Self) -> Self {
-        ExportStatus::not_behind(self, previous)
+    /// This status, never behind `previous`. A finished export stays as it finished, except that
+    /// a completed one may later expire. A rerun after a crash counts again from zero, but while
+    /// running, what readers saw does not go back.
+    fn not_behind(mut self, previous: &Self) -> Self {
+        if previous.state == ExportState::Completed && self.state == ExportState::Expired {
+            return ExportStatus { state: ExportState::Expired, ..previous.clone() };
+        }
+        if previous.state.is_finished() {
+            return previous.clone();
+        }
+        if !self.state.is_finished() {
+            self.state = self.state.max(previous.state);
+            self.rows_written = self.rows_written.max(previous.rows_written);
+            self.rows_total = self.rows_total.max(previous.rows_total);
+            self.bytes = self.bytes.max(previous.bytes);
+        }
+        self.started_at = previous.started_at.or(self.started_at);
+        self
     }
 }
 

@@ -110,20 +110,6 @@ impl ImportStatus {
         }
     }
 
-    /// This status, never behind `previous`: a worker resuming an import after a crash starts
-    /// counting again, but what readers saw does not go back.
-    pub fn not_behind(mut self, previous: &ImportStatus) -> Self {
-        if previous.state.is_finished() {
-            return previous.clone();
-        }
-        self.state = self.state.max(previous.state);
-        self.rows_read = self.rows_read.max(previous.rows_read);
-        self.accepted = self.accepted.max(previous.accepted);
-        self.rejected = self.rejected.max(previous.rejected);
-        self.started_at = previous.started_at.or(self.started_at);
-        self
-    }
-
     /// Rows per second from start to finish (or to `now` while running).
     pub fn rows_per_second(&self, now: Timestamp) -> Option<f64> {
         let start = self.started_at?;
@@ -145,8 +131,18 @@ impl JobStatus for ImportStatus {
         self.requested_at
     }
 
-    fn not_behind(self, previous: &Self) -> Self {
-        ImportStatus::not_behind(self, previous)
+    /// This status, never behind `previous`: a worker resuming an import after a crash starts
+    /// counting again, but what readers saw does not go back.
+    fn not_behind(mut self, previous: &Self) -> Self {
+        if previous.state.is_finished() {
+            return previous.clone();
+        }
+        self.state = self.state.max(previous.state);
+        self.rows_read = self.rows_read.max(previous.rows_read);
+        self.accepted = self.accepted.max(previous.accepted);
+        self.rejected = self.rejected.max(previous.rejected);
+        self.started_at = previous.started_at.or(self.started_at);
+        self
     }
 }
 

@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use crate::decide::Users;
-use crate::event::Event;
+use crate::event::{Event, EventEnvelope};
 use crate::user::User;
 
 #[derive(Debug, Clone, Default)]
@@ -72,6 +72,14 @@ impl UserView {
             }
         }
         true
+    }
+
+    /// A function applying each event it is given: what a projection's tail calls.
+    pub fn applying(&self) -> impl Fn(EventEnvelope) + Send + Sync + 'static {
+        let view = self.clone();
+        move |envelope: EventEnvelope| {
+            view.apply(&envelope.event);
+        }
     }
 
     pub fn get(&self, id: Uuid) -> Option<User> {

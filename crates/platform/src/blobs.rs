@@ -33,10 +33,11 @@ pub enum BlobError {
 }
 
 impl BlobStore {
-    /// Opens (creating if needed) the store at `config.dir`.
+    /// Opens (creating if needed) the store at `config.dir`, and says where it is.
     pub fn open(config: &BlobConfig) -> Result<Self, BlobError> {
         let root = config.dir.clone();
         std::fs::create_dir_all(&root).map_err(|source| BlobError::Io { path: root.clone(), source })?;
+        tracing::info!(dir = %root.display(), "blob storage");
         Ok(Self { root })
     }
 

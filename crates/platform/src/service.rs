@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use clap::FromArgMatches as _;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 
@@ -14,26 +15,61 @@ use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
 use crate::health::{self, Health};
 use crate::kafka::topics;
 use crate::kafka::{self, Producer};
+use crate::kafka::{FollowError, Following, StartAt};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::topic::Topics;
+use crate::topic::{Topic, Topics};
+use contract::{MappingError, Record};
 
-/// A service's configuration: parsed from flags and environment, knows its telemetry section.
-pub trait ServiceConfig: clap::Parser + std::fmt::Debug {
-    fn telemetry(&self) -> &TelemetryConfig;
+/// A service as the common `main` runs it: configuration from flags and environment, a build
+/// that binds, connects and catches up, then a run until shutdown.
+pub trait Service: Sized + Send + 'static {
+    type Config: clap::Parser + std::fmt::Debug + Send;
+
+    /// `api-gateway`: in the logs, and in the one line a failure prints.
+    const NAME: &'static str;
+
+    /// Binds its listeners, connects, rebuilds its state: returns once ready to serve.
+    fn build(config: Self::Config, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Serves until `shutdown`; then stops taking work, drains, commits and flushes.
+    fn run_until_stopped(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// The body of every `main`: parse config (a bad value exits 2 with one line on stderr), set up
-/// logs and signal handling, run until shutdown, and turn a failure into one line on stderr and
-/// exit code 1.
+// mimalloc: the services allocate many small, short-lived buffers (records, keys, rows).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The whole `main` of a service's binary: `fn main() -> ExitCode { run::<Application>() }`.
+pub fn run<S: Service>() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{}: cannot start the async runtime: {error}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(main(S::NAME, |config: S::Config, shutdown: Shutdown| async move {
+        S::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
+    }))
+}
+
+/// The body of every `main` (services through [`run`], tools directly): parse config (a bad
+/// value exits 2 with one line on stderr), set up logs and signal handling, run until shutdown,
+/// and turn a failure into one line on stderr and exit code 1. The configuration must flatten
+/// a [`TelemetryConfig`] (every [`CommonConfig`] does): the logs are set up from it.
 pub async fn main<C, F, Fut>(name: &'static str, run: F) -> ExitCode
 where
-    C: ServiceConfig,
+    C: clap::Parser + std::fmt::Debug,
     F: FnOnce(C, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let config = match C::try_parse() {
-        Ok(config) => config,
+    let parsed = C::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((C::from_arg_matches(&matches)?, TelemetryConfig::from_arg_matches(&matches)?)));
+    let (config, telemetry) = match parsed {
+        Ok(parsed) => parsed,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = error.print();
             return ExitCode::SUCCESS;
@@ -45,7 +81,7 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(config.telemetry());
+    crate::telemetry::init(&telemetry);
     tracing::info!(?config, "{name} starting");
     let shutdown = Shutdown::new().on_signals();
     match run(config, shutdown).await {
@@ -104,6 +140,28 @@ impl ServiceBase {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Builds a read model of `topic` (a projection, a status book) before the service serves:
+    /// the readiness check `check` fails until the topic has been read from its beginning to
+    /// where it ended, every record handed to `apply` as an `M`; the topic is then followed
+    /// until `shutdown`.
+    pub async fn read_model<R, M, F>(
+        &self,
+        check: &'static str,
+        topic: &Topic<R>,
+        apply: F,
+        shutdown: Shutdown,
+    ) -> Result<Following, FollowError>
+    where
+        R: Record,
+        M: TryFrom<R, Error = MappingError> + Send + 'static,
+        F: Fn(M) + Send + Sync + 'static,
+    {
+        self.health.not_ready(check, format!("reading {}", topic.name()));
+        let following = topic.follow(&self.kafka, StartAt::Beginning, apply, shutdown).await?;
+        self.health.ready(check, format!("caught up with {}", topic.name()));
+        Ok(following)
     }
 
     /// Serves `/health`, `/ready` and `/metrics` until shutdown, then flushes the producer.

@@ -36,9 +36,3 @@ pub struct Config {
 fn parse_level(text: &str) -> Result<Level, String> {
     text.parse()
 }
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.telemetry
-    }
-}

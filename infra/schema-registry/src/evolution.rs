@@ -6,7 +6,7 @@
 //! A record of a release must still exist (its records are in the topics' history), and every
 //! current record must read, and be read by, each released version of itself.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use apache_avro::Schema;
 use codegen::Catalog;
@@ -39,9 +39,9 @@ pub enum CheckError {
 /// Checks `schemas` (the current contract) against `schemas/releases/*`, oldest first.
 pub fn check(schemas: &Path) -> Result<Vec<Verdict>, CheckError> {
     let current = Catalog::load(schemas)?;
-    let releases: Vec<(String, Catalog)> = releases_in(&schemas.join("releases"))
+    let releases: Vec<(String, Catalog)> = codegen::releases(&schemas.join("releases"))
         .into_iter()
-        .map(|(name, dir)| Ok((name, Catalog::load(&dir)?)))
+        .map(|(number, dir)| Ok((format!("release {number}"), Catalog::load(&dir)?)))
         .collect::<Result<_, CheckError>>()?;
     let mut verdicts = Vec::new();
     for record in &current.records {
@@ -79,22 +79,10 @@ fn parse(record: &str, json: &str, origin: &Path) -> Result<Schema, CheckError> 
     })
 }
 
-/// `releases/<n>/` directories, by number.
-fn releases_in(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut releases: Vec<(u32, PathBuf)> = entries
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let number = path.file_name()?.to_str()?.parse().ok()?;
-            path.is_dir().then_some((number, path))
-        })
-        .collect();
-    releases.sort();
-    releases.into_iter().map(|(n, dir)| (format!("release {n}"), dir)).collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn repo_schemas() -> PathBuf {

@@ -32,6 +32,7 @@ use platform::Shutdown;
 use platform::health::{self, Health};
 use platform::kafka::topics::{self, TopicSpec};
 use platform::kafka::{self as kafka, Producer};
+use platform::service::Service;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -49,9 +50,13 @@ pub struct Application {
 
 use registry::Registry;
 
-impl Application {
+impl Service for Application {
+    type Config = Config;
+
+    const NAME: &'static str = "schema-registry";
+
     /// Binds, checks Kafka, ensures the schemas topic and loads every schema from it.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
@@ -73,12 +78,8 @@ impl Application {
         Ok(Self { listener, registry: Arc::new(registry), producer, health })
     }
 
-    pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
-    }
-
     /// Serves until shutdown, then flushes the producer.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let router = http::router(self.registry).merge(health::router(self.health)).layer(TraceLayer::new_for_http());
         health::serve(self.listener, router, shutdown).await.context("HTTP server failed")?;
         self.producer.flush(std::time::Duration::from_secs(30)).await?;
@@ -86,7 +87,8 @@ impl Application {
     }
 }
 
-/// Builds and runs until shutdown (the binary's body).
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config).await?.run_until_stopped(shutdown).await
+impl Application {
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::CommonConfig;
 use platform::blobs::BlobConfig;
-use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "api-gateway", version, about = "The public HTTP API of the user-management system")]
@@ -43,10 +43,4 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonConfig,
-}
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.common.telemetry
-    }
 }

@@ -10,7 +10,7 @@ use domain::export::ExportStatus;
 use domain::import::ImportStatus;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
-use platform::kafka::{Positions, Producer, StartAt};
+use platform::kafka::{Positions, Producer};
 use platform::service::ServiceBase;
 use platform::topic::Topic;
 use uuid::Uuid;
@@ -42,17 +42,18 @@ where
     SR: Record,
     QR: Record,
 {
-    /// Reads the status topic from the beginning into a fresh book, then follows it.
+    /// Reads the status topic from the beginning into a fresh book (the readiness check
+    /// `check` until it has), then follows it.
     pub(crate) async fn follow(
         base: &ServiceBase,
-        statuses: &Topic<SR>,
-        requests: &Topic<QR>,
+        check: &'static str,
+        (statuses, requests): (&Topic<SR>, &Topic<QR>),
         timeout: Duration,
-        shutdown: Shutdown,
+        shutdown: &Shutdown,
     ) -> anyhow::Result<Self> {
         let book = StatusBook::<S>::default();
         let into = book.clone();
-        let following = statuses.follow(&base.kafka, StartAt::Beginning, move |s: S| into.apply(s), shutdown).await?;
+        let following = base.read_model(check, statuses, move |s: S| into.apply(s), shutdown.clone()).await?;
         Ok(Self {
             book,
             statuses: statuses.clone(),

@@ -27,7 +27,7 @@ use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::kafka::{StartAt, Tail};
-use platform::service::ServiceBase;
+use platform::service::{Service, ServiceBase};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -46,20 +46,31 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+    pub fn http_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+}
+
+impl Service for Application {
+    type Config = Config;
+
+    const NAME: &'static str = "api-gateway";
+
+    async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
-        let base = ServiceBase::build("api-gateway", config.admin_addr, &config.common).await?;
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
         let blobs = BlobStore::open(&config.blobs)?;
-        tracing::info!(dir = %blobs.root().display(), "blob storage");
         let topics = &base.topics;
 
-        base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
         let apply = projection::applying_to(&users);
-        let projection = topics.user_events.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
-        base.health.ready("projection", "caught up with the user events");
+        let projection = base.read_model("projection", &topics.user_events, apply, shutdown.clone()).await?;
         tracing::info!(users = users.len(), "projection caught up");
 
         let status_ttl = Duration::from_secs(config.command_status_ttl_secs);
@@ -77,13 +88,13 @@ impl Application {
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
         let imports = Imports {
-            jobs: Jobs::follow(&base, &topics.import_status, &topics.import_requests, timeout, shutdown.clone())
+            jobs: Jobs::follow(&base, "imports", (&topics.import_status, &topics.import_requests), timeout, &shutdown)
                 .await?,
             blobs: blobs.clone(),
             max_bytes: config.max_import_bytes,
         };
         let exports = Exports {
-            jobs: Jobs::follow(&base, &topics.export_status, &topics.export_requests, timeout, shutdown.clone())
+            jobs: Jobs::follow(&base, "exports", (&topics.export_status, &topics.export_requests), timeout, &shutdown)
                 .await?,
             blobs,
         };
@@ -93,16 +104,8 @@ impl Application {
         Ok(Self { base, listener, config, state })
     }
 
-    pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
-    }
-
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-
     /// Serves until shutdown: stops accepting, finishes in-flight requests, flushes Kafka.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let router = http::router(
             self.state,
             self.base.health.clone(),
@@ -124,9 +127,4 @@ async fn expire_outcomes(bus: CommandBus, shutdown: Shutdown) {
             _ = every.tick() => bus.expire(),
         }
     }
-}
-
-/// Builds and runs until shutdown (the binary's body).
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
 }

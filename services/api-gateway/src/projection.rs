@@ -4,11 +4,12 @@
 use domain::event::EventEnvelope;
 use domain::view::UserView;
 
-/// Applies each event to `users` (idempotent: a replayed event changes nothing).
+/// Applies each event to `users` (idempotent: a replayed event changes nothing) and keeps the
+/// `projection_users` gauge.
 pub(crate) fn applying_to(users: &UserView) -> impl Fn(EventEnvelope) + Send + Sync + 'static {
-    let users = users.clone();
+    let (apply, users) = (users.applying(), users.clone());
     move |envelope: EventEnvelope| {
-        users.apply(&envelope.event);
+        apply(envelope);
         metrics::gauge!("projection_users").set(users.len() as f64);
     }
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::CommonConfig;
 use platform::blobs::BlobConfig;
-use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -43,10 +43,4 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonConfig,
-}
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.common.telemetry
-    }
 }

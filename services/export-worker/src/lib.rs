@@ -21,13 +21,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use contract::exports::ExportRequested;
-use domain::event::EventEnvelope;
 use domain::export::{ExportBook, ExportRequest, ExportStatus};
 use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
-use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt};
-use platform::service::ServiceBase;
+use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming};
+use platform::service::{Service, ServiceBase};
 use platform::topic::Topic;
 
 pub use config::Config;
@@ -43,26 +42,29 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base = ServiceBase::build("export-worker", config.admin_addr, &config.common).await?;
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+}
+
+impl Service for Application {
+    type Config = Config;
+
+    const NAME: &'static str = "export-worker";
+
+    async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
         let blobs = BlobStore::open(&config.blobs)?;
-        tracing::info!(dir = %blobs.root().display(), "blob storage");
         let topics = &base.topics;
 
-        base.health.not_ready("projection", "reading the user events");
         let users = UserView::new();
-        let into = users.clone();
-        let apply = move |e: EventEnvelope| {
-            into.apply(&e.event);
-        };
-        let projection = topics.user_events.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
-        base.health.ready("projection", "caught up with the user events");
+        let projection = base.read_model("projection", &topics.user_events, users.applying(), shutdown.clone()).await?;
         tracing::info!(users = users.len(), "projection caught up");
 
         let book = ExportBook::default();
         let into = book.clone();
         let apply = move |status: ExportStatus| into.apply(status);
-        topics.export_status.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
+        base.read_model("exports", &topics.export_status, apply, shutdown.clone()).await?;
 
         let exporter = Exporter {
             producer: base.producer.clone(),
@@ -80,12 +82,8 @@ impl Application {
         Ok(Self { base, config, exporter })
     }
 
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-
     /// Exports one request at a time and expires old files until shutdown.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let topics = &self.base.topics;
         let settings =
             ConsumerSettings::new(&self.config.consumer_group, &[topics.export_requests.name()], &topics.dead_letters);
@@ -131,9 +129,4 @@ async fn expire_old_files(exporter: Exporter, retention: Duration, shutdown: Shu
             }
         }
     }
-}
-
-/// Builds and runs until shutdown (the binary's body).
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
 }

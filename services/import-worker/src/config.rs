@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use platform::CommonConfig;
 use platform::blobs::BlobConfig;
-use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "import-worker", version, about = "Imports users from uploaded CSV files")]
@@ -38,10 +38,4 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonConfig,
-}
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.common.telemetry
-    }
 }

@@ -25,7 +25,7 @@ use domain::import::{ImportBook, ImportRequest, ImportStatus};
 use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming, StartAt, Tail};
-use platform::service::ServiceBase;
+use platform::service::{Service, ServiceBase};
 use platform::topic::Topic;
 
 pub use config::Config;
@@ -42,15 +42,24 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base = ServiceBase::build("import-worker", config.admin_addr, &config.common).await?;
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+}
+
+impl Service for Application {
+    type Config = Config;
+
+    const NAME: &'static str = "import-worker";
+
+    async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
         let blobs = BlobStore::open(&config.blobs)?;
-        tracing::info!(dir = %blobs.root().display(), "blob storage");
         let topics = &base.topics;
         let book = ImportBook::default();
         let into = book.clone();
         let apply = move |status: ImportStatus| into.apply(status);
-        topics.import_status.follow(&base.kafka, StartAt::Beginning, apply, shutdown.clone()).await?;
+        base.read_model("imports", &topics.import_status, apply, shutdown.clone()).await?;
         let router = Router::default();
         let replies = Tail::start(&base.kafka, topics.user_replies.name(), StartAt::End).await?;
         replies
@@ -73,12 +82,8 @@ impl Application {
         Ok(Self { base, config, importer })
     }
 
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-
     /// Imports requested files one at a time until shutdown.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let topics = &self.base.topics;
         let mut settings =
             ConsumerSettings::new(&self.config.consumer_group, &[topics.import_requests.name()], &topics.dead_letters);
@@ -108,9 +113,4 @@ impl Handler for ImportRequests {
         let what = format!("import {}", request.import_id);
         kafka::unless_shutdown(&self.shutdown, what, self.importer.run(request)).await
     }
-}
-
-/// Builds and runs until shutdown (the binary's body).
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
 }

@@ -1,13 +1,5 @@
 use std::process::ExitCode;
 
-// mimalloc: the services allocate many small, short-lived buffers (records, keys, rows).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    platform::service::main("import-worker", |config, shutdown: platform::Shutdown| async move {
-        import_worker::run(config, shutdown).await
-    })
-    .await
+fn main() -> ExitCode {
+    platform::service::run::<import_worker::Application>()
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use platform::{CommonConfig, TelemetryConfig};
+use platform::CommonConfig;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "user-service", version, about = "The owner of user state")]
@@ -22,10 +22,4 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonConfig,
-}
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.common.telemetry
-    }
 }

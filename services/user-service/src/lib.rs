@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use platform::Shutdown;
 use platform::kafka::{Consumer, ConsumerSettings};
-use platform::service::ServiceBase;
+use platform::service::{Service, ServiceBase};
 
 pub use config::Config;
 
@@ -38,21 +38,27 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let base = ServiceBase::build("user-service", config.admin_addr, &config.common).await?;
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+}
+
+impl Service for Application {
+    type Config = Config;
+
+    const NAME: &'static str = "user-service";
+
+    async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
         base.health.not_ready("state", "rebuilding from Kafka");
         let state = State::rebuild(&config.common.kafka, &base.topics).await?;
         base.health.ready("state", format!("{} users", state.users.len()));
         Ok(Self { base, config, state })
     }
 
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-
     /// Consumes commands until shutdown; fails if it had to stop because an event could not
     /// be written (a restart then rebuilds a consistent state).
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let failed = Arc::new(AtomicBool::new(false));
         let topics = &self.base.topics;
         let handler = CommandHandler {
@@ -77,9 +83,4 @@ impl Application {
         }
         Ok(())
     }
-}
-
-/// Builds and runs until shutdown (the binary's body).
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    Application::build(config).await?.run_until_stopped(shutdown).await
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use platform::Shutdown;
 use platform::kafka::topics::TopicsConfig;
+use platform::service::Service;
 use platform::testing::unique;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -276,10 +277,7 @@ async fn start_user_service(topics: &TopicsConfig, group: &str) -> Running {
     config.admin_addr = "127.0.0.1:0".parse().expect("addr");
     config.common.topics = topics.clone();
     config.consumer_group = group.to_owned();
-    let app = user_service::Application::build(config).await.expect("user-service starts");
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    Running { shutdown, task }
+    run(build::<user_service::Application>(config).await)
 }
 
 async fn start_gateway(topics: &TopicsConfig, options: &Options) -> Gateway {
@@ -290,11 +288,9 @@ async fn start_gateway(topics: &TopicsConfig, options: &Options) -> Gateway {
     config.command_timeout_ms = options.command_timeout.as_millis() as u64;
     config.max_import_bytes = options.max_import_bytes;
     config.blobs.dir = options.blob_dir.clone();
-    let shutdown = Shutdown::new();
-    let app = api_gateway::Application::build(config, shutdown.clone()).await.expect("gateway starts");
-    let url = format!("http://{}", app.http_addr());
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    Gateway { url, running: Running { shutdown, task } }
+    let built = build::<api_gateway::Application>(config).await;
+    let url = format!("http://{}", built.0.http_addr());
+    Gateway { url, running: run(built) }
 }
 
 async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Running {
@@ -305,10 +301,7 @@ async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.consumer_group = format!("{}-worker", topics.import_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
-    let shutdown = Shutdown::new();
-    let app = import_worker::Application::build(config, shutdown.clone()).await.expect("import-worker starts");
-    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    Running { shutdown, task }
+    run(build::<import_worker::Application>(config).await)
 }
 
 async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Running {
@@ -318,8 +311,18 @@ async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.consumer_group = format!("{}-worker", topics.export_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
+    run(build::<export_worker::Application>(config).await)
+}
+
+/// `S` built (bound, connected, caught up), with the shutdown it will run until.
+async fn build<S: Service>(config: S::Config) -> (S, Shutdown) {
     let shutdown = Shutdown::new();
-    let app = export_worker::Application::build(config, shutdown.clone()).await.expect("export-worker starts");
+    let app = S::build(config, shutdown.clone()).await.unwrap_or_else(|e| panic!("{} starts: {e:#}", S::NAME));
+    (app, shutdown)
+}
+
+/// Runs a built service in a task of its own.
+fn run<S: Service>((app, shutdown): (S, Shutdown)) -> Running {
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     Running { shutdown, task }
 }

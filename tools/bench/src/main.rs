@@ -14,6 +14,7 @@
 
 mod system;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -106,11 +107,7 @@ async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
     println!("  import completed                {:>8.2} s", imported.as_secs_f64());
     println!("  every user readable via gateway {:>8.2} s", readable.as_secs_f64());
     println!("  throughput                      {:>8.0} rows/s", args.rows as f64 / readable.as_secs_f64());
-    println!("\n  process          peak RSS   CPU during the import");
-    for (name, (kib, cpu)) in system.resources() {
-        let used = cpu - before.get(&name).map_or(0.0, |(_, c)| *c);
-        println!("  {name:<16} {:>5.0} MiB   {used:>6.2} s", kib as f64 / 1024.0);
-    }
+    print_resources(system, &before, "import");
 
     if !args.no_kafka_baseline {
         let record_size = system::event_record_size();
@@ -122,6 +119,15 @@ async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
         println!("  {:.2} s ({:.0} records/s)", args.rows as f64 / baseline, baseline);
     }
     export(args, system, &client).await
+}
+
+/// Every process's peak memory, and the CPU it used since `before`.
+fn print_resources(system: &System, before: &BTreeMap<String, (u64, f64)>, phase: &str) {
+    println!("\n  process          peak RSS   CPU during the {phase}");
+    for (name, (kib, cpu)) in system.resources() {
+        let used = cpu - before.get(&name).map_or(0.0, |(_, c)| *c);
+        println!("  {name:<16} {:>5.0} MiB   {used:>6.2} s", kib as f64 / 1024.0);
+    }
 }
 
 async fn export(args: &Args, system: &System, client: &reqwest::Client) -> anyhow::Result<()> {
@@ -156,11 +162,7 @@ async fn export(args: &Args, system: &System, client: &reqwest::Client) -> anyho
     println!("  file written (status completed)  {:>8.2} s", written.as_secs_f64());
     println!("  download completed              {:>8.2} s", downloaded.as_secs_f64());
     println!("  throughput                      {:>8.0} rows/s", rows as f64 / downloaded.as_secs_f64());
-    println!("\n  process          peak RSS   CPU during the export");
-    for (name, (kib, cpu)) in system.resources() {
-        let used = cpu - before.get(&name).map_or(0.0, |(_, c)| *c);
-        println!("  {name:<16} {:>5.0} MiB   {used:>6.2} s", kib as f64 / 1024.0);
-    }
+    print_resources(system, &before, "export");
 
     // The ceiling: the csv crate alone, one thread, writing the same rows to a file.
     let records: Vec<csv::StringRecord> = csv::Reader::from_path(&file)?.records().collect::<Result<_, _>>()?;

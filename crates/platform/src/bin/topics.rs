@@ -7,22 +7,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use platform::CommonConfig;
 use platform::kafka::topics::{self, TopicStatus};
 use platform::registry::Registry;
 use platform::topic::{COMPATIBILITY, Topics};
-use platform::{CommonConfig, TelemetryConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "topics", about = "Create or verify the project's Kafka topics and registry subjects")]
 struct Config {
     #[command(flatten)]
     common: CommonConfig,
-}
-
-impl platform::service::ServiceConfig for Config {
-    fn telemetry(&self) -> &TelemetryConfig {
-        &self.common.telemetry
-    }
 }
 
 #[tokio::main]

@@ -1,3 +1,4 @@
+use platform::service::Service;
 use platform::testing::unique;
 use platform::{Shutdown, TelemetryConfig};
 use schema_registry::{Application, Config, Level};
@@ -28,9 +29,9 @@ impl TestRegistry {
             kafka,
             telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text },
         };
-        let app = Application::build(config).await.expect("registry starts");
-        let url = format!("http://{}", app.http_addr());
         let shutdown = Shutdown::new();
+        let app = Application::build(config, shutdown.clone()).await.expect("registry starts");
+        let url = format!("http://{}", app.http_addr());
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self { url, topic, shutdown, task }
     }

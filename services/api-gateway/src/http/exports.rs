@@ -3,29 +3,37 @@
 //! blob storage from its own projection. Statuses come from the gateway's view of the export
 //! status topic; finished files are streamed from blob storage.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use domain::book::StatusBook;
 use domain::export::{ExportRequest, ExportState, ExportStatus};
 use domain::reply::EventPosition;
 use domain::time::Timestamp;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::jobs::{self, JobView};
 use super::{AppState, body};
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/exports", get(list).post(request))
-        .route("/exports/{id}", get(status))
-        .route("/exports/{id}/download", get(download))
+    jobs::routes::<ExportStatus>().route("/exports", post(request)).route("/exports/{id}/download", get(download))
+}
+
+impl JobView for ExportStatus {
+    const KIND: &'static str = "export";
+
+    fn book(app: &AppState) -> &StatusBook<Self> {
+        &app.exports.jobs.book
+    }
+
+    fn to_json(&self) -> Value {
+        status_json(self)
+    }
 }
 
 fn status_json(status: &ExportStatus) -> Value {
@@ -54,10 +62,6 @@ fn status_json(status: &ExportStatus) -> Value {
         "error": status.error,
         "download_url": (status.state == ExportState::Completed).then(|| format!("/exports/{id}/download")),
     })
-}
-
-fn export_id(raw: &str) -> Result<Uuid, ApiError> {
-    super::job_id(raw, "export")
 }
 
 /// `POST /exports` with an optional JSON body of filters and columns: 202 with the status URL.
@@ -96,20 +100,14 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
-async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = export_id(&id)?;
-    let status = app.exports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("export {id} not found")))?;
-    Ok(Json(status_json(&status)).into_response())
-}
-
 /// `GET /exports/{id}/download`: the finished file, with its SHA-256 as ETag; 409 until then.
 async fn download(
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = export_id(&id)?;
-    let status = app.exports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("export {id} not found")))?;
+    let status = jobs::job::<ExportStatus>(&app, &id)?;
+    let id = status.export_id;
     let (blob, sha256) = match (status.state, status.blob, status.sha256) {
         (ExportState::Completed, Some(blob), Some(sha256)) => (blob, sha256),
         (ExportState::Expired, ..) => {
@@ -134,15 +132,4 @@ async fn download(
         return Err(ApiError::Gone(format!("the file of export {id} is gone from blob storage; request a new one")));
     }
     super::send_csv(&path, &format!("export-{id}.csv"), &[(header::ETAG, etag_value)]).await
-}
-
-/// `GET /exports?limit=`: the most recently requested exports first.
-async fn list(
-    State(app): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = super::list_limit(&params)?;
-    let items: Vec<Value> = app.exports.jobs.book.recent(limit).iter().map(status_json).collect();
-    Ok(Json(json!({ "items": items })).into_response())
 }

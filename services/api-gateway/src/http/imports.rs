@@ -11,7 +11,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use domain::book::StatusBook;
 use domain::import::{ImportMode, ImportRequest, ImportStatus};
 use domain::import_file;
 use domain::time::Timestamp;
@@ -21,16 +22,25 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::AppState;
+use super::jobs::{self, JobView};
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/imports", get(list).post(upload))
-        .route("/imports/{id}", get(status))
-        .route("/imports/{id}/errors", get(errors))
+    jobs::routes::<ImportStatus>().route("/imports", post(upload)).route("/imports/{id}/errors", get(errors))
 }
 
-/// The JSON form of an import's status.
+impl JobView for ImportStatus {
+    const KIND: &'static str = "import";
+
+    fn book(app: &AppState) -> &StatusBook<Self> {
+        &app.imports.jobs.book
+    }
+
+    fn to_json(&self) -> Value {
+        status_json(self)
+    }
+}
+
 fn status_json(status: &ImportStatus) -> Value {
     let id = status.import_id;
     json!({
@@ -50,10 +60,6 @@ fn status_json(status: &ImportStatus) -> Value {
         "warnings": status.warnings,
         "errors_url": status.errors_blob.as_ref().map(|_| format!("/imports/{id}/errors")),
     })
-}
-
-fn import_id(raw: &str) -> Result<Uuid, ApiError> {
-    super::job_id(raw, "import")
 }
 
 fn file_name(headers: &HeaderMap) -> Option<String> {
@@ -149,16 +155,10 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
     Ok(size)
 }
 
-async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = import_id(&id)?;
-    let status = app.imports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
-    Ok(Json(status_json(&status)).into_response())
-}
-
 /// `GET /imports/{id}/errors`: the rejected rows as CSV (line, field, code, message).
 async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = import_id(&id)?;
-    let status = app.imports.jobs.book.get(id).ok_or_else(|| ApiError::NotFound(format!("import {id} not found")))?;
+    let status = jobs::job::<ImportStatus>(&app, &id)?;
+    let id = status.import_id;
     let Some(blob) = status.errors_blob.filter(|_| status.state.is_finished()) else {
         return Err(ApiError::Conflict(format!(
             "import {id} is {}: its error report is not ready",
@@ -167,14 +167,4 @@ async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<R
     };
     let path = app.imports.blobs.path(&blob).map_err(|e| ApiError::Internal(e.to_string()))?;
     super::send_csv(&path, &format!("import-{id}-errors.csv"), &[]).await
-}
-
-async fn list(
-    State(app): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = super::list_limit(&params)?;
-    let items: Vec<Value> = app.imports.jobs.book.recent(limit).iter().map(status_json).collect();
-    Ok(Json(json!({ "items": items })).into_response())
 }

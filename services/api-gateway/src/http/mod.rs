@@ -5,9 +5,9 @@ mod body;
 mod commands;
 mod exports;
 mod imports;
+mod jobs;
 mod users;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -92,25 +92,6 @@ pub(crate) fn user_json(user: &User) -> Value {
         "updated_at": user.updated_at.to_string(),
         "version": user.version,
     })
-}
-
-/// A job id from the path; anything that is not a UUID names no job.
-pub(crate) fn job_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("{what} {raw} not found")))
-}
-
-/// `?limit=` of a job list: 20 unless given, at most 100.
-pub(crate) fn list_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
-    const DEFAULT: usize = 20;
-    const MAX: usize = 100;
-    match params.get("limit") {
-        None => Ok(DEFAULT),
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX).contains(n))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX}"))),
-    }
 }
 
 /// Streams a CSV file from blob storage as a download named `file_name`.
