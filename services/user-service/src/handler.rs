@@ -24,7 +24,7 @@ use domain::time::Timestamp;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use platform::Shutdown;
-use platform::kafka::{BatchHandler, Incoming, Producer, Record};
+use platform::kafka::{BatchHandler, BatchOutcome, HandleError, Incoming, Producer, Record};
 use platform::topic::Topic;
 use uuid::Uuid;
 
@@ -163,48 +163,53 @@ impl CommandHandler {
 }
 
 impl BatchHandler for CommandHandler {
-    async fn handle_batch(&self, batch: &[Incoming]) -> Result<Vec<Result<(), String>>, BoxError> {
+    async fn handle_batch(&self, batch: &[Incoming]) -> BatchOutcome {
         // 1. Decode everything before changing anything.
-        let mut results: Vec<Result<(), String>> = Vec::with_capacity(batch.len());
+        let mut results: Vec<Result<(), HandleError>> = Vec::with_capacity(batch.len());
         let mut commands = Vec::with_capacity(batch.len());
         for message in batch {
             match self.topics.commands.decode::<CommandEnvelope>(message).await {
                 Ok(envelope) => {
-                    commands.push(envelope);
+                    commands.push((results.len(), envelope));
                     results.push(Ok(()));
                 }
                 Err(error) if error.is_retryable() => return Err(error.into()),
-                Err(error) => results.push(Err(error.to_string())),
+                Err(error) => results.push(Err(error.into())),
             }
         }
 
         // 2. Decide, in order.
         let now = Timestamp::now();
-        let mut decided: Vec<Decided> = Vec::with_capacity(commands.len());
-        for command in commands {
-            decided.push(self.decide_one(command, now).map_err(|e| self.fail_stop("encoding an event", &e))?);
+        let mut decided: Vec<(usize, Decided)> = Vec::with_capacity(commands.len());
+        for (at, command) in commands {
+            let decision = self.decide_one(command, now);
+            decided.push((at, decision.map_err(|e| HandleError::retryable(self.fail_stop("encoding an event", &e)))?));
         }
 
         // 3. Publish the events and wait for all of them.
-        let sends = decided.iter().flat_map(|d| &d.events).map(|event| async move {
+        let sends = decided.iter().flat_map(|(_, d)| &d.events).map(|event| async move {
             let key = event.user_id.to_string();
             let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes());
             (event, self.producer.send(record).await)
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
         while let Some((event, delivered)) = sends.next().await {
-            let delivered = delivered.map_err(|e| self.fail_stop("publishing an event", &e))?;
+            let delivered = delivered.map_err(|e| HandleError::retryable(self.fail_stop("publishing an event", &e)))?;
             let position = Some(EventPosition { partition: delivered.partition, offset: delivered.offset });
             self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: position });
         }
 
-        // 4. Reply. A failure here retries the batch: every command is decided by now, so the
-        //    retry only sends the replies again.
+        // 4. Reply. A failure to send retries the batch: every command is decided by now, so the
+        //    retry only sends the replies again. A reply that cannot be encoded never will be: its
+        //    command goes to the dead letters, with the reason.
         let mut replies = Vec::with_capacity(decided.len());
-        for d in &decided {
+        for (at, d) in &decided {
             let reply = self.reply_for(&d.envelope);
             let (key, requester) = (reply.command_id.to_string(), reply.requester.clone());
-            replies.push((key, requester, self.topics.replies.encode(reply)?));
+            match self.topics.replies.encode(reply) {
+                Ok(bytes) => replies.push((key, requester, bytes)),
+                Err(error) => results[*at] = Err(HandleError::permanent(error)),
+            }
         }
         let sends = replies.iter().map(|(key, requester, bytes)| async move {
             let record = Record::new(self.topics.replies.name(), bytes)
@@ -214,7 +219,7 @@ impl BatchHandler for CommandHandler {
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
         while let Some(delivered) = sends.next().await {
-            delivered?;
+            delivered.map_err(HandleError::retryable)?;
         }
         Ok(results)
     }

@@ -57,26 +57,34 @@ impl Incoming {
     }
 }
 
-/// Why a handler could not apply a message.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a handler could not apply a message. The typed errors of decoding and publishing
+/// (`platform::topic::DecodeError`, `PublishError`, [`super::ProduceError`]) convert into it,
+/// each deciding by its type which of the two it is.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
     /// Worth trying again (a dependency is down): the same message is retried with backoff and
     /// its offset is not stored meanwhile.
     #[error("retryable: {0}")]
-    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Retryable(#[source] BoxError),
     /// Can never succeed (undecodable, violates the contract): the message goes to the
     /// dead-letter topic with this reason and the partition moves on.
     #[error("permanent: {0}")]
-    Permanent(String),
+    Permanent(#[source] BoxError),
 }
 
 impl HandleError {
-    pub fn retryable(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn retryable(error: impl Into<BoxError>) -> Self {
         Self::Retryable(error.into())
     }
 
-    pub fn permanent(reason: impl std::fmt::Display) -> Self {
-        Self::Permanent(reason.to_string())
+    pub fn permanent(error: impl Into<BoxError>) -> Self {
+        Self::Permanent(error.into())
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable(_))
     }
 }
 
@@ -108,31 +116,24 @@ pub async fn unless_shutdown(
     }
 }
 
+/// What a batch came to: one outcome per message, or an error for the whole batch.
+pub type BatchOutcome = Result<Vec<Result<(), HandleError>>, HandleError>;
+
 /// Applies messages in batches (in order; within a partition, offset order). Must be idempotent.
 pub trait BatchHandler: Send + Sync {
-    /// Per message: `Ok`, or the reason it can never be processed (it goes to the dead-letter
-    /// topic). `Err` retries the whole batch.
-    fn handle_batch(
-        &self,
-        batch: &[Incoming],
-    ) -> impl Future<Output = Result<Vec<Result<(), String>>, Box<dyn std::error::Error + Send + Sync>>> + Send;
+    /// One outcome per message: a permanent error sends that message to the dead-letter topic.
+    /// A retryable error, for the batch or for any message, retries the whole batch.
+    fn handle_batch(&self, batch: &[Incoming]) -> impl Future<Output = BatchOutcome> + Send;
 }
 
 /// A [`Handler`] as a batch handler of batches of one.
 struct One<'a, H>(&'a H);
 
 impl<H: Handler> BatchHandler for One<'_, H> {
-    async fn handle_batch(
-        &self,
-        batch: &[Incoming],
-    ) -> Result<Vec<Result<(), String>>, Box<dyn std::error::Error + Send + Sync>> {
+    async fn handle_batch(&self, batch: &[Incoming]) -> BatchOutcome {
         let mut outcomes = Vec::with_capacity(batch.len());
         for message in batch {
-            outcomes.push(match self.0.handle(message).await {
-                Ok(()) => Ok(()),
-                Err(HandleError::Permanent(reason)) => Err(reason),
-                Err(HandleError::Retryable(error)) => return Err(error),
-            });
+            outcomes.push(self.0.handle(message).await);
         }
         Ok(outcomes)
     }
@@ -264,9 +265,9 @@ impl Consumer {
     /// (true), or shutdown interrupts a retry (false, no offset stored).
     async fn process<B: BatchHandler>(&self, handler: &B, batch: &[Incoming], shutdown: &Shutdown) -> bool {
         let mut backoff = self.settings.retry_backoff;
-        let outcomes = loop {
-            match handler.handle_batch(batch).await {
-                Ok(outcomes) => break outcomes,
+        let reasons = loop {
+            match attempt(handler, batch).await {
+                Ok(reasons) => break reasons,
                 Err(error) => {
                     let first = &batch[0];
                     tracing::warn!(group = %self.settings.group_id, topic = %first.topic,
@@ -279,13 +280,13 @@ impl Consumer {
                 }
             }
         };
-        for (message, outcome) in batch.iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => {
+        for (message, reason) in batch.iter().zip(reasons) {
+            match reason {
+                None => {
                     metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => "ok")
                         .increment(1);
                 }
-                Err(reason) => {
+                Some(reason) => {
                     if !self.dead_letter(message, &reason, shutdown).await {
                         return false;
                     }
@@ -329,6 +330,24 @@ impl Consumer {
         }
         self.inner.unsubscribe();
         // Dropping the StreamConsumer closes it and leaves the group at once.
+    }
+}
+
+/// One try at a batch: per message, `None` once applied or the reason it goes to the dead
+/// letters; `Err` if anything is worth trying again.
+async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec<Option<String>>, HandleError> {
+    match handler.handle_batch(batch).await {
+        // The whole batch can never be applied: each of its messages goes to the dead letters.
+        Err(HandleError::Permanent(reason)) => Ok(vec![Some(reason.to_string()); batch.len()]),
+        Err(retryable) => Err(retryable),
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(()) => Ok(None),
+                Err(HandleError::Permanent(reason)) => Ok(Some(reason.to_string())),
+                Err(retryable) => Err(retryable),
+            })
+            .collect(),
     }
 }
 
@@ -385,6 +404,34 @@ fn describe(partitions: &TopicPartitionList) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch handler answering what it is told to.
+    struct Answers(fn() -> BatchOutcome);
+
+    impl BatchHandler for Answers {
+        async fn handle_batch(&self, _batch: &[Incoming]) -> BatchOutcome {
+            (self.0)()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_dead_letters_its_message_and_any_retryable_one_retries_the_batch() {
+        let batch = vec![Incoming::default(); 3];
+        let one_poison = Answers(|| Ok(vec![Ok(()), Err(HandleError::permanent("poison")), Ok(())]));
+        let reasons = attempt(&one_poison, &batch).await.expect("nothing to retry");
+        assert_eq!(reasons, [None, Some("poison".to_owned()), None]);
+
+        let one_retryable =
+            Answers(|| Ok(vec![Ok(()), Err(HandleError::permanent("x")), Err(HandleError::retryable("down"))]));
+        assert!(attempt(&one_retryable, &batch).await.is_err(), "the batch is tried again, nothing dead-lettered");
+
+        let all_poison = Answers(|| Err(HandleError::permanent("the batch itself is poison")));
+        let reasons = attempt(&all_poison, &batch).await.expect("nothing to retry");
+        assert_eq!(reasons, vec![Some("the batch itself is poison".to_owned()); 3]);
+
+        let outage = Answers(|| Err(HandleError::retryable("registry down")));
+        assert!(attempt(&outage, &batch).await.is_err());
+    }
 
     #[tokio::test]
     async fn a_job_is_given_up_when_shutdown_starts_and_finished_otherwise() {

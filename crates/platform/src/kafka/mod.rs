@@ -16,7 +16,9 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 
-pub use consumer::{BatchHandler, Consumer, ConsumerSettings, HandleError, Handler, Incoming, unless_shutdown};
+pub use consumer::{
+    BatchHandler, BatchOutcome, Consumer, ConsumerSettings, HandleError, Handler, Incoming, unless_shutdown,
+};
 pub use dead_letter::headers as dead_letter_headers;
 pub use producer::{Delivered, ProduceError, Producer, Record};
 pub use replay::replay;
