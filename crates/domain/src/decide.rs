@@ -54,7 +54,7 @@ fn upsert_user(row: &CreateUser, users: &impl Users, now: Timestamp, new_id: Uui
     let Some(current) = users.owner_of(&new.email.key()).and_then(|id| users.get(id)) else {
         return create_user(row, users, now, new_id);
     };
-    let locale = new.locale.or_else(|| current.locale.clone());
+    let locale = new.locale.or(current.locale);
     let next = User { email: new.email, name: new.name, age: new.age, locale, ..current.clone() };
     if next == current {
         return Ok(Decision::Unchanged(current));

@@ -38,6 +38,18 @@ impl Email {
     pub const MAX_LEN: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::check(raw).map(|email| Self(email.to_owned()))
+    }
+
+    /// [`Email::parse`], keeping `raw`'s buffer when there is nothing to trim (an address read
+    /// from a record was stored trimmed).
+    pub fn parse_owned(raw: String) -> Result<Self, FieldError> {
+        let trimmed = Self::check(&raw)?.len();
+        Ok(Self(if trimmed == raw.len() { raw } else { raw.trim().to_owned() }))
+    }
+
+    /// The trimmed address, if valid.
+    fn check(raw: &str) -> Result<&str, FieldError> {
         let email = raw.trim();
         let invalid = |why: &str| FieldError::new("email", "invalid", format!("not a valid email address: {why}"));
         if email.is_empty() {
@@ -70,7 +82,7 @@ impl Email {
         if !labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())) {
             return Err(invalid("the domain must end with a top-level domain such as .com"));
         }
-        Ok(Self(email.to_owned()))
+        Ok(email)
     }
 
     pub fn as_str(&self) -> &str {
@@ -107,6 +119,17 @@ impl Name {
     pub const MAX_LEN: usize = 200;
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::check(raw).map(|name| Self(name.to_owned()))
+    }
+
+    /// [`Name::parse`], keeping `raw`'s buffer when there is nothing to trim.
+    pub fn parse_owned(raw: String) -> Result<Self, FieldError> {
+        let trimmed = Self::check(&raw)?.len();
+        Ok(Self(if trimmed == raw.len() { raw } else { raw.trim().to_owned() }))
+    }
+
+    /// The trimmed name, if valid.
+    fn check(raw: &str) -> Result<&str, FieldError> {
         let name = raw.trim();
         if name.is_empty() {
             return Err(FieldError::new("name", "required", "name is required"));
@@ -117,7 +140,7 @@ impl Name {
         if name.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
             return Err(FieldError::new("name", "invalid", "control characters are not allowed"));
         }
-        Ok(Self(name.to_owned()))
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -151,20 +174,26 @@ impl Age {
 /// The language a user prefers: a BCP 47 tag of a language (2 or 3 letters), then optionally
 /// a script (4 letters) and a region (2 letters or 3 digits), as browsers send them: `en`,
 /// `pt-BR`, `zh-Hant-TW`, `es-419`. `_` is taken for `-`; the case is normalised
-/// (`EN_gb` becomes `en-GB`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Locale(String);
+/// (`EN_gb` becomes `en-GB`). At most 12 ASCII characters, kept inline: every user carries one,
+/// and a million users should not mean a million small allocations.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Locale {
+    tag: [u8; Locale::MAX_LEN],
+    len: u8,
+}
 
 impl Locale {
+    /// `zzz-Zzzz-999`.
+    pub const MAX_LEN: usize = 12;
+
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let invalid = || FieldError::new("locale", "invalid", "must be a language tag such as en or pt-BR");
-        let raw = raw.trim();
-        let mut parts = raw.split(['-', '_']);
+        let mut parts = raw.trim().split(['-', '_']);
         let language =
-            parts.next().filter(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+            parts.next().filter(|l| (2..=3).contains(&l.len()) && l.bytes().all(|c| c.is_ascii_alphabetic()));
         let mut tag = language.ok_or_else(invalid)?.to_ascii_lowercase();
         let mut rest: Vec<&str> = parts.collect();
-        if let Some(script) = rest.first().filter(|s| s.len() == 4 && s.chars().all(|c| c.is_ascii_alphabetic())) {
+        if let Some(script) = rest.first().filter(|s| s.len() == 4 && s.bytes().all(|c| c.is_ascii_alphabetic())) {
             tag.push('-');
             tag.push_str(&script[..1].to_ascii_uppercase());
             tag.push_str(&script[1..].to_ascii_lowercase());
@@ -172,25 +201,30 @@ impl Locale {
         }
         match rest.as_slice() {
             [] => {}
-            [region] if region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic()) => {
+            [region] if region.len() == 2 && region.bytes().all(|c| c.is_ascii_alphabetic()) => {
                 tag.push('-');
                 tag.push_str(&region.to_ascii_uppercase());
             }
-            [region] if region.len() == 3 && region.chars().all(|c| c.is_ascii_digit()) => {
+            [region] if region.len() == 3 && region.bytes().all(|c| c.is_ascii_digit()) => {
                 tag.push('-');
                 tag.push_str(region);
             }
             _ => return Err(invalid()),
         }
-        Ok(Self(tag))
+        let mut inline = [0; Self::MAX_LEN];
+        inline[..tag.len()].copy_from_slice(tag.as_bytes());
+        Ok(Self { tag: inline, len: tag.len() as u8 })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII is ever stored.
+        std::str::from_utf8(&self.tag[..usize::from(self.len)]).unwrap_or_default()
     }
+}
 
-    pub fn into_string(self) -> String {
-        self.0
+impl fmt::Debug for Locale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Locale({:?})", self.as_str())
     }
 }
 
@@ -318,6 +352,12 @@ mod tests {
         }
 
         #[test]
+        fn parsing_an_owned_string_is_parsing_its_text(raw in "\\PC{0,40}") {
+            prop_assert_eq!(Email::parse_owned(raw.clone()), Email::parse(&raw));
+            prop_assert_eq!(Name::parse_owned(raw.clone()), Name::parse(&raw));
+        }
+
+        #[test]
         fn generated_valid_emails_are_accepted(local in "[a-z0-9]{1,20}", domain in "[a-z]{1,20}", tld in "[a-z]{2,6}") {
             let raw = format!("{local}@{domain}.{tld}");
             prop_assert!(Email::parse(&raw).is_ok(), "{}", raw);
@@ -326,8 +366,8 @@ mod tests {
         #[test]
         fn locale_parse_never_panics_and_accepted_ones_parse_to_themselves(raw in "\\PC{0,20}") {
             if let Ok(locale) = Locale::parse(&raw) {
-                prop_assert_eq!(Locale::parse(locale.as_str()).unwrap(), locale.clone());
-                prop_assert!(locale.as_str().len() <= 11);
+                prop_assert_eq!(Locale::parse(locale.as_str()).unwrap(), locale);
+                prop_assert!(locale.as_str().len() <= Locale::MAX_LEN);
             }
         }
 

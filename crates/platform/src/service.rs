@@ -155,7 +155,8 @@ impl ServiceBase {
     ) -> Result<Following, FollowError>
     where
         R: Record,
-        M: TryFrom<R, Error = MappingError> + Send + 'static,
+        M: TryFrom<R> + Send + 'static,
+        MappingError: From<M::Error>,
         F: Fn(M) + Send + Sync + 'static,
     {
         self.health.not_ready(check, format!("reading {}", topic.name()));

@@ -12,22 +12,26 @@
 //! writer during a rolling upgrade) is read with its writer's schema, fetched from the registry
 //! once per id, and resolved by name (`contract::WriterSchema`).
 
+mod error;
+mod set;
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use contract::{MappingError, Record, SchemaError, WriterSchema, codec};
+use contract::{MappingError, Record, WriterSchema, codec};
 use dashmap::DashMap;
 
 use crate::config::KafkaConfig;
-use crate::kafka::topics::TopicsConfig;
 use crate::kafka::{
-    Delivered, FollowError, Following, HandleError, Handler, Incoming, ProduceError, Producer, Record as KafkaRecord,
-    StartAt, Tail,
+    Delivered, FollowError, Following, HandleError, Handler, Incoming, Producer, Record as KafkaRecord, StartAt, Tail,
 };
 use crate::registry::{Compatibility, Registry, RegistryError};
 use crate::shutdown::Shutdown;
+
+pub use error::{DecodeError, PublishError};
+pub use set::Topics;
 
 /// The level every project subject is kept at.
 pub const COMPATIBILITY: Compatibility = Compatibility::FullTransitive;
@@ -83,76 +87,6 @@ impl<R> fmt::Display for TopicName<R> {
     }
 }
 
-/// Why a record could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("the record has no value")]
-    NoValue,
-    #[error("not in Confluent's Avro wire format (magic byte 0, then a 4-byte schema id)")]
-    NotConfluent,
-    /// The registry cannot say which schema the record was written with.
-    #[error("cannot look up writer schema {id}: {source}")]
-    Registry {
-        id: u32,
-        #[source]
-        source: RegistryError,
-    },
-    #[error("writer schema {id}: {source}")]
-    WriterSchema {
-        id: u32,
-        #[source]
-        source: SchemaError,
-    },
-    /// The bytes are not a datum of the schema they name.
-    #[error("the datum does not match schema {id}: {source}")]
-    Malformed {
-        id: u32,
-        #[source]
-        source: codec::DecodeError,
-    },
-    /// It decoded, but breaks a rule of the domain (an invalid email, a negative count).
-    #[error("the record breaks the contract: {0}")]
-    Contract(#[from] MappingError),
-}
-
-impl DecodeError {
-    /// Only a registry that cannot answer now may answer later; every other failure is in the
-    /// record itself.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Registry { source, .. } if source.is_retryable())
-    }
-}
-
-/// Why a record could not be published.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("cannot encode the record: {0}")]
-    Encode(#[from] MappingError),
-    #[error(transparent)]
-    Produce(#[from] ProduceError),
-}
-
-impl PublishError {
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Encode(_) => false,
-            Self::Produce(error) => error.is_retryable(),
-        }
-    }
-}
-
-impl From<DecodeError> for HandleError {
-    fn from(error: DecodeError) -> Self {
-        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
-    }
-}
-
-impl From<PublishError> for HandleError {
-    fn from(error: PublishError) -> Self {
-        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
-    }
-}
-
 /// The writer schemas met so far, by id: each is fetched from the registry once.
 #[derive(Debug)]
 struct WriterSchemas {
@@ -177,6 +111,30 @@ impl WriterSchemas {
 }
 
 /// A topic bound to its record type and this version's schema id.
+///
+/// A topic takes only its own record, or a type that maps to it:
+///
+/// ```no_run
+/// # async fn f(topics: platform::topic::Topics, message: platform::kafka::Incoming) {
+/// let event: contract::events::UserEvent = topics.user_events.decode(&message).await.unwrap();
+/// # }
+/// ```
+///
+/// Reading the events topic as commands does not compile:
+///
+/// ```compile_fail
+/// # async fn f(topics: platform::topic::Topics, message: platform::kafka::Incoming) {
+/// let command: contract::commands::UserCommand = topics.user_events.decode(&message).await.unwrap();
+/// # }
+/// ```
+///
+/// Nor does writing a command on it:
+///
+/// ```compile_fail
+/// # async fn f(topics: platform::topic::Topics, producer: platform::kafka::Producer, command: contract::commands::UserCommand) {
+/// topics.user_events.publish(&producer, b"key", command).await.unwrap();
+/// # }
+/// ```
 pub struct Topic<R> {
     name: TopicName<R>,
     id: u32,
@@ -247,9 +205,11 @@ impl<R: Record> Topic<R> {
     /// A consumed record as an `M` (the domain type `R` maps to).
     pub async fn decode<M>(&self, message: &Incoming) -> Result<M, DecodeError>
     where
-        M: TryFrom<R, Error = MappingError>,
+        M: TryFrom<R>,
+        MappingError: From<M::Error>,
     {
-        Ok(M::try_from(self.decode_record(message.payload.as_deref()).await?)?)
+        let record = self.decode_record(message.payload.as_deref()).await?;
+        Ok(M::try_from(record).map_err(MappingError::from)?)
     }
 
     /// A record as the contract's `R`: directly if it has this version's schema, otherwise with
@@ -270,7 +230,8 @@ impl<R: Record> Topic<R> {
     /// the dead-letter topic (or, in a tail, is logged and skipped); a registry outage retries.
     pub fn applying<M, F>(&self, apply: F) -> Apply<R, M, F>
     where
-        M: TryFrom<R, Error = MappingError> + Send,
+        M: TryFrom<R> + Send,
+        MappingError: From<M::Error>,
         F: Fn(M) + Send + Sync,
     {
         Apply { topic: self.clone(), apply, message: PhantomData }
@@ -289,7 +250,8 @@ impl<R: Record> Topic<R> {
         shutdown: Shutdown,
     ) -> Result<Following, FollowError>
     where
-        M: TryFrom<R, Error = MappingError> + Send + 'static,
+        M: TryFrom<R> + Send + 'static,
+        MappingError: From<M::Error>,
         F: Fn(M) + Send + Sync + 'static,
     {
         let tail = Tail::start(kafka, self.name(), start).await?;
@@ -313,57 +275,13 @@ impl<R, M, F> fmt::Debug for Apply<R, M, F> {
 impl<R, M, F> Handler for Apply<R, M, F>
 where
     R: Record,
-    M: TryFrom<R, Error = MappingError> + Send,
+    M: TryFrom<R> + Send,
+    MappingError: From<M::Error>,
     F: Fn(M) + Send + Sync,
 {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         (self.apply)(self.topic.decode(message).await?);
         Ok(())
-    }
-}
-
-/// Every project topic, bound to its record type and registered schema.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub user_commands: Topic<contract::commands::UserCommand>,
-    pub user_events: Topic<contract::events::UserEvent>,
-    pub user_replies: Topic<contract::replies::UserCommandReply>,
-    pub import_requests: Topic<contract::imports::ImportRequested>,
-    pub import_status: Topic<contract::imports::ImportStatus>,
-    pub export_requests: Topic<contract::exports::ExportRequested>,
-    pub export_status: Topic<contract::exports::ExportStatus>,
-    /// Raw copies of records that could never be processed: no schema of their own.
-    pub dead_letters: String,
-}
-
-impl Topics {
-    /// The subject setup: every project subject at [`COMPATIBILITY`], this version's schema
-    /// registered under each (refused if it breaks compatibility with what is there).
-    pub async fn bind(config: &TopicsConfig, registry: &Registry) -> Result<Self, RegistryError> {
-        let writers = Arc::new(WriterSchemas::new(registry.clone()));
-        Ok(Self {
-            user_commands: Topic::bind_sharing(&config.user_commands, &writers).await?,
-            user_events: Topic::bind_sharing(&config.user_events, &writers).await?,
-            user_replies: Topic::bind_sharing(&config.user_replies, &writers).await?,
-            import_requests: Topic::bind_sharing(&config.import_requests, &writers).await?,
-            import_status: Topic::bind_sharing(&config.import_status, &writers).await?,
-            export_requests: Topic::bind_sharing(&config.export_requests, &writers).await?,
-            export_status: Topic::bind_sharing(&config.export_status, &writers).await?,
-            dead_letters: config.dead_letters.clone(),
-        })
-    }
-
-    /// Each topic with the id of this version's schema for it.
-    pub fn schema_ids(&self) -> [(&str, u32); 7] {
-        [
-            (self.user_commands.name(), self.user_commands.schema_id()),
-            (self.user_events.name(), self.user_events.schema_id()),
-            (self.user_replies.name(), self.user_replies.schema_id()),
-            (self.import_requests.name(), self.import_requests.schema_id()),
-            (self.import_status.name(), self.import_status.schema_id()),
-            (self.export_requests.name(), self.export_requests.schema_id()),
-            (self.export_status.name(), self.export_status.schema_id()),
-        ]
     }
 }
 
@@ -379,23 +297,5 @@ mod tests {
             assert!(error.contains("not a valid topic name"), "{bad:?}: {error}");
         }
         assert_eq!("users.events".parse::<TopicName<()>>().unwrap().subject(), "users.events-value");
-    }
-
-    #[test]
-    fn only_a_registry_outage_makes_a_decode_failure_worth_a_retry() {
-        let outage = DecodeError::Registry {
-            id: 7,
-            source: RegistryError::Failed { what: "find".into(), status: 503, message: "down".into() },
-        };
-        let unknown = DecodeError::Registry {
-            id: 7,
-            source: RegistryError::Refused { what: "find".into(), status: 404, code: 40403, message: "no".into() },
-        };
-        assert!(outage.is_retryable());
-        for permanent in [unknown, DecodeError::NotConfluent, DecodeError::Contract(MappingError::new("version", "-1"))]
-        {
-            assert!(!permanent.is_retryable(), "{permanent}");
-            assert!(matches!(HandleError::from(permanent), HandleError::Permanent(_)));
-        }
     }
 }
