@@ -10,6 +10,7 @@ mod export_crash;
 mod exports;
 mod import_crash;
 mod imports;
+mod other_clients;
 mod support;
 mod uploads;
 mod users;
