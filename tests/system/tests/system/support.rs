@@ -36,19 +36,22 @@ pub(crate) async fn upload(system: &TestSystem, body: &[u8], mode: Option<&str>)
 
 /// Polls the import's status until it is finished, returning every status seen on the way.
 pub(crate) async fn wait_import(system: &TestSystem, import_id: &str, patience: Duration) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + patience;
-    loop {
-        let answer = system.call(Method::GET, &format!("/imports/{import_id}"), None).await;
+    wait_job(system, "imports", import_id, patience).await
+}
+
+/// Polls a job's status (`/imports/{id}`, `/exports/{id}`) until it is finished, returning
+/// every status seen on the way.
+async fn wait_job(system: &TestSystem, jobs: &str, id: &str, patience: Duration) -> Vec<Value> {
+    let seen = std::cell::RefCell::new(Vec::new());
+    platform::testing::eventually(&format!("{jobs} {id} to finish"), patience, || async {
+        let answer = system.call(Method::GET, &format!("/{jobs}/{id}"), None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        let state = answer.body["status"].as_str().unwrap_or_default().to_owned();
-        seen.push(answer.body);
-        if state == "completed" || state == "failed" {
-            return seen;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "import not finished after {patience:?}: {:?}", seen.last());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let finished = matches!(answer.body["status"].as_str(), Some("completed" | "failed" | "expired"));
+        seen.borrow_mut().push(answer.body);
+        finished.then_some(())
+    })
+    .await;
+    seen.into_inner()
 }
 
 /// Every counter of every status is at least what it was in the one before.
@@ -76,16 +79,7 @@ pub(crate) async fn request(system: &TestSystem, body: Value) -> String {
 
 /// Polls the export's status until it is finished, returning every status seen on the way.
 pub(crate) async fn wait_export(system: &TestSystem, id: &str, patience: Duration) -> Vec<Value> {
-    let seen = std::cell::RefCell::new(Vec::new());
-    platform::testing::eventually(&format!("export {id} to finish"), patience, || async {
-        let answer = system.call(Method::GET, &format!("/exports/{id}"), None).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        let finished = matches!(answer.body["status"].as_str(), Some("completed" | "failed" | "expired"));
-        seen.borrow_mut().push(answer.body);
-        finished.then_some(())
-    })
-    .await;
-    seen.into_inner()
+    wait_job(system, "exports", id, patience).await
 }
 
 #[derive(Debug)]
