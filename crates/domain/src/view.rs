@@ -1,9 +1,27 @@
 //! The users as a read model, built by applying events: each service keeps its own instance
 //! (user-service to decide, the gateway to answer reads, export-worker to export).
 //!
-//! A cheap `Clone` handle. Applying is idempotent and ordered by version: an event that is
-//! not newer than what the view holds for that user changes nothing, so replays and
-//! redeliveries are harmless. Reads return owned values; no guard escapes this module.
+//! # The invariant: a function of each partition's own order
+//!
+//! Events are keyed by user id, so one user's events are on one partition, in version order;
+//! different users' events are on different partitions, read in whatever interleaving Kafka
+//! hands them over. The view's content depends only on *which* events it has applied (a prefix
+//! of each partition), never on the order partitions were interleaved:
+//!
+//! - a user's entry is its highest-version event applied (an event not newer than what the
+//!   view holds changes nothing, so replays and redeliveries are harmless);
+//! - the email index is *derived* from those entries: each live user claims the key of its
+//!   current email, and a claim is removed only by its own user (an email change or a
+//!   deletion). Another user's history never touches it. Once every partition is applied to
+//!   the same point as user-service decided, each key has exactly one claim (user-service
+//!   enforces uniqueness in its total order); while one partition lags another, a key can
+//!   briefly have two claims (A's deletion not applied yet, B's creation already), and the
+//!   lookup answers the newest fact.
+//!
+//! No deleted ids are remembered: a deleted user can only come back through a replay of its
+//! partition from an earlier position, and that replay applies its deletion again.
+//!
+//! A cheap `Clone` handle. Reads return owned values; no guard escapes this module.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -12,6 +30,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use ahash::RandomState;
 use dashmap::DashMap;
+use sha2::{Digest as _, Sha256};
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::decide::Users;
@@ -23,18 +43,30 @@ pub struct UserView {
     inner: Arc<Inner>,
 }
 
+/// The users claiming one email key: one, except while partitions are applied unevenly.
+type Claims = SmallVec<[Uuid; 1]>;
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Each version is immutable and shared: a snapshot holds versions without copying them.
     users: DashMap<Uuid, Arc<User>, RandomState>,
     /// How many users there are (DashMap's own `len` locks every shard).
     count: AtomicUsize,
-    /// Email key -> id.
-    emails: DashMap<String, Uuid, RandomState>,
-    /// The last version of deleted users, so a stale re-delivery cannot resurrect them.
-    deleted: DashMap<Uuid, u64, RandomState>,
+    /// Email key -> the live users whose current email has that key.
+    emails: DashMap<String, Claims, RandomState>,
     /// Ids in order (UUID v7: creation order), for stable pagination.
     order: RwLock<BTreeSet<Uuid>>,
+}
+
+/// What a view holds, in a form two processes can compare: equal digests (at equal positions)
+/// mean equal users and equal email indexes, whatever order each applied its events in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Digest {
+    pub users: u64,
+    /// An order-independent hash of every (id, version).
+    pub versions: u64,
+    /// An order-independent hash of every (email key, owner) claim.
+    pub emails: u64,
 }
 
 impl UserView {
@@ -45,33 +77,52 @@ impl UserView {
     /// Applies `event`; returns false if it was not newer than what the view holds.
     pub fn apply(&self, event: &Event) -> bool {
         let id = event.user_id();
-        let version = event.version();
-        let known = self.inner.users.get(&id).map(|u| u.version).or_else(|| self.inner.deleted.get(&id).map(|v| *v));
-        if known.is_some_and(|known| known >= version) {
+        let previous = self.inner.users.get(&id).map(|u| Arc::clone(&u));
+        if previous.as_ref().is_some_and(|p| p.version >= event.version()) {
             return false;
         }
         match event {
             Event::Created(user) | Event::Updated(user) => {
-                let previous = self.inner.users.insert(id, Arc::new(user.clone()));
-                if let Some(previous) = previous.as_ref().filter(|p| p.email.key() != user.email.key()) {
-                    self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
-                }
-                self.inner.emails.insert(user.email.key(), id);
-                if previous.is_none() {
-                    self.inner.count.fetch_add(1, Ordering::Relaxed);
-                    self.order().insert(id);
+                self.inner.users.insert(id, Arc::new(user.clone()));
+                let key = user.email.key();
+                match previous {
+                    Some(previous) => {
+                        let old = previous.email.key();
+                        if old != key {
+                            self.unclaim(&old, id);
+                            self.claim(key, id);
+                        }
+                    }
+                    None => {
+                        self.claim(key, id);
+                        self.inner.count.fetch_add(1, Ordering::Relaxed);
+                        self.order().insert(id);
+                    }
                 }
             }
             Event::Deleted { .. } => {
-                if let Some((_, previous)) = self.inner.users.remove(&id) {
-                    self.inner.count.fetch_sub(1, Ordering::Relaxed);
-                    self.inner.emails.remove_if(&previous.email.key(), |_, owner| *owner == id);
-                }
-                self.inner.deleted.insert(id, version);
+                let Some(previous) = previous else { return false };
+                self.inner.users.remove(&id);
+                self.unclaim(&previous.email.key(), id);
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
                 self.order().remove(&id);
             }
         }
         true
+    }
+
+    fn claim(&self, key: String, id: Uuid) {
+        let mut claims = self.inner.emails.entry(key).or_default();
+        if !claims.contains(&id) {
+            claims.push(id);
+        }
+    }
+
+    fn unclaim(&self, key: &str, id: Uuid) {
+        self.inner.emails.remove_if_mut(key, |_, claims| {
+            claims.retain(|owner| *owner != id);
+            claims.is_empty()
+        });
     }
 
     /// A function applying each event it is given: what a projection's tail calls.
@@ -86,10 +137,24 @@ impl UserView {
         self.inner.users.get(&id).map(|u| User::clone(&u))
     }
 
+    /// The id of the user holding `email_key` ([`crate::user::Email::key`]). Should two users
+    /// claim it (one partition applied further than another), the newest fact wins: the user
+    /// changed last.
+    pub fn owner_of(&self, email_key: &str) -> Option<Uuid> {
+        let claims = self.inner.emails.get(email_key)?.clone();
+        match claims.as_slice() {
+            [one] => Some(*one),
+            many => many
+                .iter()
+                .filter_map(|id| self.inner.users.get(id).map(|u| (u.updated_at, u.version, *id)))
+                .max()
+                .map(|(_, _, id)| id),
+        }
+    }
+
     /// The user holding `email_key` ([`crate::user::Email::key`]).
     pub fn by_email(&self, email_key: &str) -> Option<User> {
-        let id = *self.inner.emails.get(email_key)?;
-        self.get(id)
+        self.get(self.owner_of(email_key)?)
     }
 
     pub fn len(&self) -> usize {
@@ -137,10 +202,49 @@ impl UserView {
         order.iter().filter_map(|id| self.get(*id)).collect()
     }
 
+    /// Every (email key, owner) claim of the index, sorted.
+    pub fn claims(&self) -> Vec<(String, Uuid)> {
+        let mut claims: Vec<(String, Uuid)> = self
+            .inner
+            .emails
+            .iter()
+            .flat_map(|entry| entry.value().iter().map(|id| (entry.key().clone(), *id)).collect::<Vec<_>>())
+            .collect();
+        claims.sort_unstable();
+        claims
+    }
+
+    /// The view's [`Digest`]: a pass over every user and claim (run it off the async workers).
+    pub fn digest(&self) -> Digest {
+        let mut digest = Digest::default();
+        for user in &self.inner.users {
+            digest.users += 1;
+            digest.versions = digest.versions.wrapping_add(hash(&[user.id.as_bytes(), &user.version.to_be_bytes()]));
+        }
+        for entry in &self.inner.emails {
+            for owner in entry.value() {
+                digest.emails = digest.emails.wrapping_add(hash(&[entry.key().as_bytes(), owner.as_bytes()]));
+            }
+        }
+        digest
+    }
+
     fn order(&self) -> std::sync::RwLockWriteGuard<'_, BTreeSet<Uuid>> {
         // Every write is one insert or remove: a panic elsewhere cannot leave it half-done.
         self.inner.order.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A hash that is the same in every process and release (a digest is compared across them):
+/// the first 8 bytes of SHA-256 over length-prefixed parts.
+fn hash(parts: &[&[u8]]) -> u64 {
+    let mut sha = Sha256::new();
+    for part in parts {
+        sha.update((part.len() as u64).to_be_bytes());
+        sha.update(part);
+    }
+    let out = sha.finalize();
+    u64::from_be_bytes(out[..8].try_into().expect("SHA-256 has 32 bytes"))
 }
 
 impl Users for UserView {
@@ -149,7 +253,7 @@ impl Users for UserView {
     }
 
     fn owner_of(&self, email_key: &str) -> Option<Uuid> {
-        self.inner.emails.get(email_key).map(|id| *id)
+        UserView::owner_of(self, email_key)
     }
 }
 
@@ -193,14 +297,28 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_user_is_gone_and_a_stale_event_cannot_bring_it_back() {
+    fn a_deleted_user_is_gone_and_its_email_free() {
         let view = UserView::new();
         let ada = user("ada@example.com", 1);
         view.apply(&Event::Created(ada.clone()));
         view.apply(&Event::Deleted { user_id: ada.id, email: ada.email.clone(), version: 2 });
         assert!(view.get(ada.id).is_none() && view.by_email("ada@example.com").is_none());
-        assert!(!view.apply(&Event::Created(ada)));
-        assert!(view.is_empty());
+        assert!(view.is_empty() && view.claims().is_empty());
+    }
+
+    #[test]
+    fn an_older_history_read_late_does_not_take_an_email_from_its_new_owner() {
+        // Ada held the email and was deleted (one partition); Bob took it (another partition),
+        // and Bob's partition is read first.
+        let view = UserView::new();
+        let ada = user("x@example.com", 1);
+        let bob = User { updated_at: Timestamp::from_millis(5), ..user("X@example.com", 1) };
+        view.apply(&Event::Created(bob.clone()));
+        view.apply(&Event::Created(ada.clone()));
+        assert_eq!(view.owner_of("x@example.com"), Some(bob.id), "the newest fact while both claim it");
+        view.apply(&Event::Deleted { user_id: ada.id, email: ada.email.clone(), version: 2 });
+        assert_eq!(view.owner_of("x@example.com"), Some(bob.id));
+        assert_eq!(view.claims(), vec![("x@example.com".to_owned(), bob.id)]);
     }
 
     #[test]
