@@ -40,6 +40,11 @@ kafka tool *args:
 topics:
     cargo run --quiet -p platform --bin topics
 
+# Compare the users projections of the running services (user-service, gateway, export-worker):
+# waits for equal positions, prints the digests side by side, fails unless they agree
+digests *args:
+    cargo run --quiet -p platform --bin digests -- {{args}}
+
 # Run one service in the foreground, e.g. `just run api-gateway`
 run service *args:
     @[[ " {{ services }} " == *" {{ service }} "* ]] || { echo "unknown service '{{ service }}'; one of: {{ services }}" >&2; exit 2; }

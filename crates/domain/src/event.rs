@@ -41,3 +41,12 @@ impl Event {
         }
     }
 }
+
+/// A user's latest state as the compacted state topic keeps it: the user, and where the event
+/// it reflects is on the events topic (same key, same partition), so a reader of the state can
+/// follow the events from there without a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserState {
+    pub user: User,
+    pub event: crate::reply::EventPosition,
+}

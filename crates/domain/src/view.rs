@@ -100,14 +100,18 @@ impl UserView {
                     }
                 }
             }
-            Event::Deleted { .. } => {
-                let Some(previous) = previous else { return false };
-                self.inner.users.remove(&id);
-                self.unclaim(&previous.email.key(), id);
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
-                self.order().remove(&id);
-            }
+            Event::Deleted { .. } => return previous.is_some() && self.remove(id),
         }
+        true
+    }
+
+    /// Removes `id`'s user, whatever its version: a deletion read from the state topic, whose
+    /// tombstone comes after every earlier state of that user on its partition.
+    pub fn remove(&self, id: Uuid) -> bool {
+        let Some((_, previous)) = self.inner.users.remove(&id) else { return false };
+        self.unclaim(&previous.email.key(), id);
+        self.inner.count.fetch_sub(1, Ordering::Relaxed);
+        self.order().remove(&id);
         true
     }
 

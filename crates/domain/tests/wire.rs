@@ -4,7 +4,7 @@
 
 use contract::{MappingError, Record, codec, events as e, replies as r};
 use domain::command::{BatchItem, Command, CommandEnvelope, CreateUser, DeleteUser, UpdateUser};
-use domain::event::{Event, EventEnvelope};
+use domain::event::{Event, EventEnvelope, UserState};
 use domain::export::{Column, ExportFilter, ExportRequest, ExportState, ExportStatus};
 use domain::import::{ImportMode, ImportRequest, ImportState, ImportStatus};
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, Rejection, RejectionReason, Reply};
@@ -119,6 +119,15 @@ fn every_event_variant_round_trips() {
         let envelope = event(e);
         assert_eq!(round_trip::<_, e::UserEvent>(&envelope), envelope);
     }
+}
+
+#[test]
+fn a_user_state_round_trips_and_a_negative_position_is_refused() {
+    let state = UserState { user: user(Some(30)), event: EventPosition { partition: 2, offset: 41 } };
+    assert_eq!(round_trip::<_, contract::state::UserState>(&state), state);
+    let mut record = contract::state::UserState::try_from(state).unwrap();
+    record.event_offset = -1;
+    assert!(UserState::try_from(record).is_err());
 }
 
 #[test]

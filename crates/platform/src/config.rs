@@ -63,6 +63,11 @@ pub struct KafkaConfig {
     #[arg(long = "kafka-session-timeout-ms", env = "KAFKA_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     pub session_timeout_ms: u64,
 
+    /// How long a transaction may stay open before the broker aborts it (a writer that died
+    /// mid-batch, and is not restarted, blocks `read_committed` readers at most this long).
+    #[arg(long = "kafka-transaction-timeout-ms", env = "KAFKA_TRANSACTION_TIMEOUT_MS", default_value_t = 30_000)]
+    pub transaction_timeout_ms: u64,
+
     /// How often stored consumer offsets are committed in the background.
     #[arg(long = "kafka-auto-commit-interval-ms", env = "KAFKA_AUTO_COMMIT_INTERVAL_MS", default_value_t = 1_000)]
     pub auto_commit_interval_ms: u64,

@@ -24,6 +24,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod topic;
+pub mod users;
 
 pub use config::{CommonConfig, KafkaConfig, TelemetryConfig};
 pub use shutdown::Shutdown;

@@ -15,7 +15,7 @@ use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
 use crate::health::{self, Health};
 use crate::kafka::topics;
 use crate::kafka::{self, Producer};
-use crate::kafka::{FollowError, Following, StartAt};
+use crate::kafka::{DeadLetters, FollowError, Following, StartAt, Tail};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
 use crate::topic::{Topic, Topics};
@@ -28,6 +28,9 @@ pub trait Service: Sized + Send + 'static {
 
     /// `api-gateway`: in the logs, and in the one line a failure prints.
     const NAME: &'static str;
+
+    /// Where `/health`, `/ready`, `/metrics` (and `/digest`) are served.
+    fn admin_addr(&self) -> SocketAddr;
 
     /// Binds its listeners, connects, rebuilds its state: returns once ready to serve.
     fn build(config: Self::Config, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<Self>> + Send;
@@ -107,7 +110,10 @@ pub struct ServiceBase {
     pub registry: Registry,
     /// Every project topic, bound to its record and schema.
     pub topics: Topics,
-    admin: TcpListener,
+    /// Taken by [`ServiceBase::serve_until_stopped`].
+    admin: std::sync::Mutex<Option<TcpListener>>,
+    /// Routes a service adds to its admin listener (`/digest`).
+    admin_routes: std::sync::Mutex<axum::Router>,
     admin_addr: SocketAddr,
 }
 
@@ -135,11 +141,32 @@ impl ServiceBase {
         let topics = Topics::bind(topics_config, &registry).await.context("setting up the schema registry subjects")?;
         tracing::info!(url = %registry.url(), "connected to the schema registry; subjects set up");
         tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
-        Ok(Self { name, health, producer, kafka: kafka_config.clone(), registry, topics, admin, admin_addr })
+        let admin = std::sync::Mutex::new(Some(admin));
+        let admin_routes = std::sync::Mutex::new(axum::Router::new());
+        Ok(Self {
+            name,
+            health,
+            producer,
+            kafka: kafka_config.clone(),
+            registry,
+            topics,
+            admin,
+            admin_routes,
+            admin_addr,
+        })
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Where this service's readers send records they can never apply.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters {
+            producer: self.producer.clone(),
+            topic: self.topics.dead_letters.clone(),
+            reader: self.name.to_owned(),
+        }
     }
 
     /// Builds a read model of `topic` (a projection, a status book) before the service serves:
@@ -160,15 +187,26 @@ impl ServiceBase {
         F: Fn(M) + Send + Sync + 'static,
     {
         self.health.not_ready(check, format!("reading {}", topic.name()));
-        let following = topic.follow(&self.kafka, StartAt::Beginning, apply, shutdown).await?;
+        let tail = Tail::start(&self.kafka, topic.name(), StartAt::Beginning).await?.dead_letters(self.dead_letters());
+        let following = tail.follow(topic.applying(apply), shutdown).await?;
         self.health.ready(check, format!("caught up with {}", topic.name()));
         Ok(following)
     }
 
-    /// Serves `/health`, `/ready` and `/metrics` until shutdown, then flushes the producer.
-    /// Call it last: it consumes the base.
-    pub async fn serve_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        health::serve(self.admin, health::router(self.health), shutdown).await.context("admin server failed")?;
+    /// Adds a route to the admin listener (before it is served).
+    pub fn admin_route(&self, path: &str, route: axum::routing::MethodRouter) {
+        let mut routes = self.admin_routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *routes = std::mem::take(&mut *routes).route(path, route);
+    }
+
+    /// Serves `/health`, `/ready`, `/metrics` and the added routes until shutdown, then
+    /// flushes the producer. Call it once.
+    pub async fn serve_until_stopped(&self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let admin = self.admin.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let admin = admin.context("the admin listener is served once")?;
+        let extra = std::mem::take(&mut *self.admin_routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let router = health::router(self.health.clone()).merge(extra);
+        health::serve(admin, router, shutdown).await.context("admin server failed")?;
         self.producer
             .flush(std::time::Duration::from_secs(30))
             .await

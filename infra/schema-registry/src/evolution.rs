@@ -127,10 +127,13 @@ mod tests {
     #[test]
     fn the_contract_as_it_is_reads_and_is_read_by_every_release() {
         let verdicts = check(&repo_schemas()).unwrap();
-        assert_eq!(verdicts.len(), 7, "{verdicts:?}");
+        assert_eq!(verdicts.len(), 8, "{verdicts:?}");
+        // Records added since the last release have nothing to be checked against yet.
+        let new_since_release_1 = ["usermgmt.state.UserState"];
         for verdict in verdicts {
             assert_eq!(verdict.problems, Vec::<String>::new(), "{}", verdict.record);
-            assert!(!verdict.releases.is_empty(), "{} was checked against a release", verdict.record);
+            let new = new_since_release_1.contains(&verdict.record.as_str());
+            assert_eq!(verdict.releases.is_empty(), new, "{} was checked against a release", verdict.record);
         }
     }
 

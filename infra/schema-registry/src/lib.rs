@@ -55,6 +55,11 @@ impl Service for Application {
 
     const NAME: &'static str = "schema-registry";
 
+    /// Health and readiness are served beside the API, on its one listener.
+    fn admin_addr(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
     /// Binds, checks Kafka, ensures the schemas topic and loads every schema from it.
     async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http_addr)

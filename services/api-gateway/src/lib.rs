@@ -1,10 +1,9 @@
 //! The public HTTP API of the user-management system (axum).
 //!
 //! Writes become Avro commands on Kafka; user-service's replies come back over the replies
-//! topic ([`commands`]). Reads are answered from the gateway's own projection of the user events
-//! (`projection`), rebuilt from the beginning of the events topic on every start; a write
-//! answers only once that projection shows it, so a read through the same gateway right after
-//! sees it.
+//! topic ([`commands`]). Reads are answered from the gateway's own projection of the users
+//! (`platform::users`: the state topic on start, then the events); a write answers only once
+//! that projection shows it, so a read through the same gateway right after sees it.
 //!
 //! - [`config`]: environment configuration;
 //! - [`http`]: the routes (`/users`, `/imports`, `/exports`, `/commands/{id}`, health);
@@ -17,13 +16,11 @@ pub mod config;
 pub mod error;
 pub mod http;
 mod jobs;
-mod projection;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::kafka::{StartAt, Tail};
@@ -49,16 +46,16 @@ impl Application {
     pub fn http_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
     }
-
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
 }
 
 impl Service for Application {
     type Config = Config;
 
     const NAME: &'static str = "api-gateway";
+
+    fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
 
     async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.http_addr)
@@ -68,10 +65,7 @@ impl Service for Application {
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
 
-        let users = UserView::new();
-        let apply = projection::applying_to(&users);
-        let projection = base.read_model("projection", &topics.user_events, apply, shutdown.clone()).await?;
-        tracing::info!(users = users.len(), "projection caught up");
+        let (users, positions) = base.users_projection(shutdown.clone()).await?;
 
         let status_ttl = Duration::from_secs(config.command_status_ttl_secs);
         let timeout = Duration::from_millis(config.command_timeout_ms);
@@ -100,7 +94,7 @@ impl Service for Application {
         };
 
         tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
-        let state = AppState { users, positions: projection.positions, bus, imports, exports };
+        let state = AppState { users, positions, bus, imports, exports };
         Ok(Self { base, listener, config, state })
     }
 

@@ -1,7 +1,7 @@
 //! export-worker: exports users to CSV from its own projection of the user events.
 //!
-//! It never asks another service for data: its [`UserView`] is rebuilt from the beginning of
-//! the user events on every start and followed from then on. An export request arrives on the
+//! It never asks another service for data: its `UserView` is read from the users' state
+//! topic on every start and follows the user events from there (`platform::users`). An export request arrives on the
 //! export requests topic carrying the requester's position in the user events; the worker waits
 //! until its projection is there, snapshots the matching users, formats them in parallel
 //! (rayon) into a file in the shared blob storage, and publishes progress and the final status
@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use contract::exports::ExportRequested;
 use domain::export::{ExportBook, ExportRequest, ExportStatus};
-use domain::view::UserView;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::kafka::{self, Consumer, ConsumerSettings, HandleError, Handler, Incoming};
@@ -41,25 +40,20 @@ pub struct Application {
     exporter: Exporter,
 }
 
-impl Application {
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-}
-
 impl Service for Application {
     type Config = Config;
 
     const NAME: &'static str = "export-worker";
 
+    fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
+
     async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
         let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
+        let (users, positions) = base.users_projection(shutdown.clone()).await?;
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
-
-        let users = UserView::new();
-        let projection = base.read_model("projection", &topics.user_events, users.applying(), shutdown.clone()).await?;
-        tracing::info!(users = users.len(), "projection caught up");
 
         let book = ExportBook::default();
         let into = book.clone();
@@ -71,7 +65,7 @@ impl Service for Application {
             blobs,
             book,
             users,
-            positions: projection.positions,
+            positions,
             statuses: topics.export_status.clone(),
             limits: Limits {
                 chunk_rows: config.chunk_rows.max(1),

@@ -41,14 +41,12 @@ pub struct Application {
     importer: Importer,
 }
 
-impl Application {
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.base.admin_addr()
-    }
-}
-
 impl Service for Application {
     type Config = Config;
+
+    fn admin_addr(&self) -> SocketAddr {
+        self.base.admin_addr()
+    }
 
     const NAME: &'static str = "import-worker";
 

@@ -16,7 +16,12 @@ pub struct Config {
     #[arg(long, env = "USER_SERVICE_CONSUMER_GROUP", default_value = "user-service")]
     pub consumer_group: String,
 
-    /// Commands decided per batch (their events and replies are written together).
+    /// The Kafka transactional id: fixed, so a second instance fences the first (one writer,
+    /// enforced by Kafka).
+    #[arg(long, env = "USER_SERVICE_TRANSACTIONAL_ID", default_value = "user-service")]
+    pub transactional_id: String,
+
+    /// Commands decided per batch (their events, states and replies commit together).
     #[arg(long, env = "USER_SERVICE_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
 

@@ -1,52 +1,51 @@
-//! The command handler: a batch of commands in, events and replies out.
+//! The command handler: a batch of commands in, events, state records and replies out, all
+//! in the batch's transaction (the consumer loop begins it and commits it with the batch's
+//! offsets: `platform::kafka::Consumer::run_transactional`).
 //!
 //! 1. Decode every command (nothing changes yet, so a registry outage just retries the batch).
 //! 2. Decide each in order against the current users, applying accepted changes at once so the
 //!    next command sees them (email uniqueness holds across partitions: one decision at a time).
-//!    A command already decided (a redelivery) is not decided again: its recorded outcome is
+//!    A command already decided (sent again) is not decided again: its recorded outcome is
 //!    replied again.
-//! 3. Publish the events, all at once, and wait for every acknowledgement.
-//! 4. Publish the replies; only then are the offsets stored (by the consumer).
+//! 3. Publish the events, all at once, and wait for every acknowledgement (their positions).
+//! 4. Publish each changed user's state (on its event's partition, saying which event it
+//!    reflects; a tombstone for a deletion) and the replies.
 //!
-//! If an event cannot be written after its change was applied in memory, memory is ahead of the
-//! log: the service stops (fail-stop) and its restart rebuilds the state from the log.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! A failure after step 2 has changed memory: the batch is abandoned, its transaction aborted
+//! (none of its records is ever seen) and the service rebuilds its state from the log.
 
 use contract::MappingError;
-use contract::{commands, events, replies};
+use contract::{commands, events, replies, state};
 use domain::command::{Command, CommandEnvelope};
 use domain::decide::{Decision, decide, decide_item};
-use domain::event::EventEnvelope;
+use domain::event::{Event, EventEnvelope, UserState};
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
+use domain::user::User;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use platform::Shutdown;
-use platform::kafka::{BatchHandler, BatchOutcome, HandleError, Incoming, Producer, Record};
+use platform::kafka::{BatchFailed, HandleError, Incoming, Producer, Record, TransactionalHandler};
 use platform::topic::Topic;
+use platform::users::headers as tombstone;
 use uuid::Uuid;
 
 use crate::state::{Recorded, State};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Topics {
     pub(crate) commands: Topic<commands::UserCommand>,
     pub(crate) events: Topic<events::UserEvent>,
+    pub(crate) state: Topic<state::UserState>,
     pub(crate) replies: Topic<replies::UserCommandReply>,
 }
 
 #[derive(Debug)]
 pub(crate) struct CommandHandler {
     pub(crate) state: State,
+    /// The transactional producer of the consumer loop: every send joins the batch's
+    /// transaction.
     pub(crate) producer: Producer,
     pub(crate) topics: Topics,
-    /// Triggered, with `failed` set, when memory got ahead of the log.
-    pub(crate) shutdown: Shutdown,
-    pub(crate) failed: Arc<AtomicBool>,
 }
 
 /// A decided command waiting for its writes.
@@ -61,16 +60,25 @@ struct PendingEvent {
     command_id: Uuid,
     user_id: Uuid,
     bytes: Vec<u8>,
+    /// The user after it: `None` once deleted.
+    after: Option<User>,
+}
+
+/// A state record to send: a user's state, or a deletion's tombstone.
+struct PendingState {
+    key: String,
+    partition: i32,
+    /// `None`: a tombstone, with the event's position in its headers.
+    bytes: Option<Vec<u8>>,
+    offset: String,
+}
+
+fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
+    tracing::error!(%error, "{what}: the batch is abandoned and the state rebuilt from Kafka");
+    BatchFailed::Abort(format!("{what}: {error}").into())
 }
 
 impl CommandHandler {
-    fn fail_stop(&self, what: &str, error: &dyn std::fmt::Display) -> BoxError {
-        tracing::error!(%error, "{what}: memory is ahead of the log; stopping so a restart rebuilds the state");
-        self.failed.store(true, Ordering::SeqCst);
-        self.shutdown.trigger();
-        format!("{what}: {error}").into()
-    }
-
     fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Result<Decided, MappingError> {
         let correlation_id = envelope.correlation_id;
         let users = &self.state.users;
@@ -106,6 +114,10 @@ impl CommandHandler {
         Ok(match decide() {
             Decision::Apply(event) => {
                 let user_id = event.user_id();
+                let after = match &event {
+                    Event::Created(user) | Event::Updated(user) => Some(user.clone()),
+                    Event::Deleted { .. } => None,
+                };
                 let record =
                     EventEnvelope { event_id: Uuid::now_v7(), command_id, correlation_id, occurred_at: now, event };
                 self.state.users.apply(&record.event);
@@ -114,7 +126,7 @@ impl CommandHandler {
                 self.state.record(command_id, Recorded::Accepted { user_id, event: None });
                 let bytes = self.topics.events.encode(record)?;
                 metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
-                Some(PendingEvent { command_id, user_id, bytes })
+                Some(PendingEvent { command_id, user_id, bytes, after })
             }
             Decision::Unchanged(user) => {
                 self.state.record(command_id, Recorded::Accepted { user_id: user.id, event: None });
@@ -162,8 +174,8 @@ impl CommandHandler {
     }
 }
 
-impl BatchHandler for CommandHandler {
-    async fn handle_batch(&self, batch: &[Incoming]) -> BatchOutcome {
+impl TransactionalHandler for CommandHandler {
+    async fn handle_batch(&self, batch: &[Incoming]) -> Result<Vec<Result<(), HandleError>>, BatchFailed> {
         // 1. Decode everything before changing anything.
         let mut results: Vec<Result<(), HandleError>> = Vec::with_capacity(batch.len());
         let mut commands = Vec::with_capacity(batch.len());
@@ -173,7 +185,7 @@ impl BatchHandler for CommandHandler {
                     commands.push((results.len(), envelope));
                     results.push(Ok(()));
                 }
-                Err(error) if error.is_retryable() => return Err(error.into()),
+                Err(error) if error.is_retryable() => return Err(BatchFailed::Retry(error.into())),
                 Err(error) => results.push(Err(error.into())),
             }
         }
@@ -182,26 +194,46 @@ impl BatchHandler for CommandHandler {
         let now = Timestamp::now();
         let mut decided: Vec<(usize, Decided)> = Vec::with_capacity(commands.len());
         for (at, command) in commands {
-            let decision = self.decide_one(command, now);
-            decided.push((at, decision.map_err(|e| HandleError::retryable(self.fail_stop("encoding an event", &e)))?));
+            let decision = self.decide_one(command, now).map_err(|e| abandon("encoding an event", e))?;
+            decided.push((at, decision));
         }
 
-        // 3. Publish the events and wait for all of them.
+        // 3. Publish the events and wait for all of them: their positions go in the states.
         let sends = decided.iter().flat_map(|(_, d)| &d.events).map(|event| async move {
             let key = event.user_id.to_string();
             let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes());
             (event, self.producer.send(record).await)
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
+        let mut delivered_events = Vec::with_capacity(sends.len());
         while let Some((event, delivered)) = sends.next().await {
-            let delivered = delivered.map_err(|e| HandleError::retryable(self.fail_stop("publishing an event", &e)))?;
-            let position = Some(EventPosition { partition: delivered.partition, offset: delivered.offset });
-            self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: position });
+            let delivered = delivered.map_err(|e| abandon("publishing an event", e))?;
+            let position = EventPosition { partition: delivered.partition, offset: delivered.offset };
+            self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: Some(position) });
+            delivered_events.push((event, position));
+        }
+        // A user's states go out in the order of its events.
+        delivered_events.sort_unstable_by_key(|(_, at)| (at.partition, at.offset));
+        let mut states = Vec::with_capacity(delivered_events.len());
+        for (event, at) in delivered_events {
+            self.state.positions.record_applied(at.partition, at.offset);
+            let bytes = match &event.after {
+                Some(user) => {
+                    let state = UserState { user: user.clone(), event: at };
+                    Some(self.topics.state.encode(state).map_err(|e| abandon("encoding a user state", e))?)
+                }
+                None => None,
+            };
+            states.push(PendingState {
+                key: event.user_id.to_string(),
+                partition: at.partition,
+                bytes,
+                offset: at.offset.to_string(),
+            });
         }
 
-        // 4. Reply. A failure to send retries the batch: every command is decided by now, so the
-        //    retry only sends the replies again. A reply that cannot be encoded never will be: its
-        //    command goes to the dead letters, with the reason.
+        // 4. The states and the replies. A reply that cannot be encoded never will be: its
+        //    command goes to the dead letters (in this transaction), with the reason.
         let mut replies = Vec::with_capacity(decided.len());
         for (at, d) in &decided {
             let reply = self.reply_for(&d.envelope);
@@ -211,15 +243,32 @@ impl BatchHandler for CommandHandler {
                 Err(error) => results[*at] = Err(HandleError::permanent(error)),
             }
         }
-        let sends = replies.iter().map(|(key, requester, bytes)| async move {
+        let state_sends = states.iter().map(|state| {
+            let partition = state.partition.to_string();
+            async move {
+                let topic = self.topics.state.name();
+                let record = match &state.bytes {
+                    Some(bytes) => Record::new(topic, bytes).key(state.key.as_bytes()),
+                    None => Record::tombstone(topic, state.key.as_bytes())
+                        .header(tombstone::EVENT_PARTITION, partition.as_bytes())
+                        .header(tombstone::EVENT_OFFSET, state.offset.as_bytes()),
+                };
+                self.producer.send(record.partition(state.partition)).await.map(|_| ())
+            }
+        });
+        let mut sends: FuturesUnordered<_> = state_sends.collect();
+        let reply_sends = replies.iter().map(|(key, requester, bytes)| async move {
             let record = Record::new(self.topics.replies.name(), bytes)
                 .key(key.as_bytes())
                 .header(REQUESTER_HEADER, requester.as_bytes());
-            self.producer.send(record).await
+            self.producer.send(record).await.map(|_| ())
         });
-        let mut sends: FuturesUnordered<_> = sends.collect();
+        let mut reply_sends: FuturesUnordered<_> = reply_sends.collect();
         while let Some(delivered) = sends.next().await {
-            delivered.map_err(HandleError::retryable)?;
+            delivered.map_err(|e| abandon("publishing a user state", e))?;
+        }
+        while let Some(delivered) = reply_sends.next().await {
+            delivered.map_err(|e| abandon("publishing a reply", e))?;
         }
         Ok(results)
     }

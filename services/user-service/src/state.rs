@@ -1,19 +1,27 @@
 //! user-service's state: the users as it decided them, and the outcome of every command it
-//! decided, so a redelivered command gets the same answer and no second effect.
+//! decided within the de-duplication window, so a command sent again (an import resumed, a
+//! client retrying) gets the same answer and no second effect.
 //!
-//! Nothing lives only here: on start the state is rebuilt from the events topic (users, and the
-//! commands that caused them) and the replies topic (commands that were refused or changed
-//! nothing).
+//! Nothing lives only here. On start (and after an aborted transaction) the users are read
+//! like every projection reads them (`platform::users`: `users.state`, then the events from
+//! where it ends) and the outcomes from the replies of the last [`DEDUP_WINDOW`]: each batch's
+//! events, state records and replies are committed in one transaction, so the replies hold
+//! the outcome of every command whose effects exist. Outcomes older than the window are
+//! forgotten, so memory follows the live users and the recent commands, not the history.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use dashmap::DashMap;
-use domain::event::EventEnvelope;
 use domain::reply::{EventPosition, Outcome, Rejection, Reply};
+use domain::time::Timestamp;
 use domain::view::UserView;
-use platform::kafka::{HandleError, Handler, Incoming, StartAt, Tail};
-use platform::topic::{Topic, Topics};
-use platform::{KafkaConfig, Shutdown};
+use platform::Shutdown;
+use platform::kafka::topics::DEDUP_WINDOW;
+use platform::kafka::{HandleError, Handler, Incoming, Positions, StartAt, Tail};
+use platform::service::ServiceBase;
+use platform::topic::Topic;
 use uuid::Uuid;
 
 /// What a command came to.
@@ -30,58 +38,78 @@ pub(crate) enum Recorded {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     pub(crate) users: UserView,
-    outcomes: Arc<DashMap<Uuid, Recorded, ahash::RandomState>>,
+    /// Command id -> its outcome and when it was decided (milliseconds since the epoch).
+    outcomes: Arc<DashMap<Uuid, (Recorded, i64), ahash::RandomState>>,
+    /// The last event applied per partition of the events topic (read, then written).
+    pub(crate) positions: Positions,
+}
+
+/// What a rebuild found beyond the state itself.
+#[derive(Debug)]
+pub(crate) struct Rebuilt {
+    pub(crate) state: State,
+    /// Set when the state topic was never written (a deployment from before it): the
+    /// partition of each live user's events, to backfill the state topic with.
+    pub(crate) backfill: Option<HashMap<Uuid, i32>>,
 }
 
 impl State {
     pub(crate) fn outcome(&self, command_id: Uuid) -> Option<Recorded> {
-        self.outcomes.get(&command_id).map(|r| r.clone())
+        self.outcomes.get(&command_id).map(|r| r.0.clone())
     }
 
     pub(crate) fn record(&self, command_id: Uuid, outcome: Recorded) {
-        self.outcomes.insert(command_id, outcome);
+        self.outcomes.insert(command_id, (outcome, Timestamp::now().millis()));
     }
 
-    /// Rebuilds from the events and replies topics, returning once both are read to the end.
-    pub(crate) async fn rebuild(kafka: &KafkaConfig, topics: &Topics) -> anyhow::Result<Self> {
+    pub(crate) fn remembered(&self) -> usize {
+        self.outcomes.len()
+    }
+
+    /// Forgets the outcomes of commands decided longer ago than the de-duplication window.
+    pub(crate) fn expire(&self) -> usize {
+        let oldest = Timestamp::now().millis() - DEDUP_WINDOW.as_millis() as i64;
+        let before = self.outcomes.len();
+        self.outcomes.retain(|_, (_, at)| *at >= oldest);
+        before - self.outcomes.len()
+    }
+
+    /// Reads the users and the recent outcomes from Kafka (see the module).
+    pub(crate) async fn rebuild(base: &ServiceBase) -> anyhow::Result<Rebuilt> {
+        let started = Instant::now();
         let state = Self::default();
-        let started = std::time::Instant::now();
-        // Events first: a reply's outcome only fills in what events do not say.
-        let events = FromEvents { state: state.clone(), topic: topics.user_events.clone() };
-        read_to_end(kafka, topics.user_events.name(), events).await?;
-        let replies = FromReplies { state: state.clone(), topic: topics.user_replies.clone() };
-        read_to_end(kafka, topics.user_replies.name(), replies).await?;
+        let partitions: Arc<DashMap<Uuid, i32>> = Arc::default();
+        let seen = Arc::clone(&partitions);
+        let on_event = move |envelope: &domain::event::EventEnvelope, at: EventPosition| {
+            seen.insert(envelope.event.user_id(), at.partition);
+        };
+        let stop = Shutdown::new();
+        let read = base.read_users(&state.users, on_event, stop.clone()).await?;
+        stop.trigger();
+        let _ = read.following.task.await;
+        for (partition, offset) in read.following.positions.last_applied() {
+            state.positions.record_applied(partition, offset);
+        }
+        let backfill = (read.state_never_written && !state.users.is_empty()).then(|| {
+            let partitions = Arc::try_unwrap(partitions).unwrap_or_else(|shared| (*shared).clone());
+            partitions.into_iter().filter(|(id, _)| state.users.get(*id).is_some()).collect()
+        });
+
+        let replies = &base.topics.user_replies;
+        let tail = Tail::start(&base.kafka, replies.name(), StartAt::Since(DEDUP_WINDOW))
+            .await?
+            .dead_letters(base.dead_letters());
+        let stop = Shutdown::new();
+        let reading = tail.follow(FromReplies { state: state.clone(), topic: replies.clone() }, stop.clone()).await?;
+        stop.trigger();
+        let _ = reading.task.await;
         tracing::info!(
             users = state.users.len(),
             commands = state.outcomes.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "state rebuilt from Kafka"
         );
-        Ok(state)
-    }
-}
-
-/// Applies `topic` from its beginning to where it ends now.
-async fn read_to_end<H: Handler + 'static>(kafka: &KafkaConfig, topic: &str, handler: H) -> anyhow::Result<()> {
-    let stop = Shutdown::new();
-    let following = Tail::start(kafka, topic, StartAt::Beginning).await?.follow(handler, stop.clone()).await?;
-    stop.trigger();
-    following.task.await?;
-    Ok(())
-}
-
-struct FromEvents {
-    state: State,
-    topic: Topic<contract::events::UserEvent>,
-}
-
-impl Handler for FromEvents {
-    async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let envelope: EventEnvelope = self.topic.decode(message).await?;
-        self.state.users.apply(&envelope.event);
-        let event = Some(EventPosition { partition: message.partition, offset: message.offset });
-        self.state.record(envelope.command_id, Recorded::Accepted { user_id: envelope.event.user_id(), event });
-        Ok(())
+        Ok(Rebuilt { state, backfill })
     }
 }
 
@@ -93,14 +121,14 @@ struct FromReplies {
 impl Handler for FromReplies {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let reply: Reply = self.topic.decode(message).await?;
-        // An event-backed outcome is authoritative; replies fill in the rest.
-        let fill = |command_id, recorded| {
-            self.state.outcomes.entry(command_id).or_insert(recorded);
+        let at = message.timestamp_ms.unwrap_or_else(|| Timestamp::now().millis());
+        let record = |command_id, recorded| {
+            self.state.outcomes.insert(command_id, (recorded, at));
         };
         match reply.outcome {
-            Outcome::Rejected(rejection) => fill(reply.command_id, Recorded::Rejected(rejection)),
+            Outcome::Rejected(rejection) => record(reply.command_id, Recorded::Rejected(rejection)),
             Outcome::Accepted(accepted) => {
-                fill(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
+                record(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
             }
             Outcome::Batch(items) => {
                 for item in items {
@@ -108,7 +136,7 @@ impl Handler for FromReplies {
                         Ok(user_id) => Recorded::Accepted { user_id, event: None },
                         Err(rejection) => Recorded::Rejected(rejection),
                     };
-                    fill(item.command_id, recorded);
+                    record(item.command_id, recorded);
                 }
             }
         }

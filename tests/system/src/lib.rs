@@ -19,11 +19,19 @@ use tokio::task::JoinHandle;
 /// A component running in a task of its own.
 #[derive(Debug)]
 pub struct Running {
+    /// Its admin listener (`/ready`, `/metrics`, `/digest`).
+    pub admin: String,
     shutdown: Shutdown,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
+    /// Waits (up to `patience`) for it to end by itself, and returns how it ended.
+    pub async fn ended(self, patience: Duration) -> anyhow::Result<()> {
+        let ended = tokio::time::timeout(patience, self.task).await.expect("ends in time");
+        ended.expect("no panic")
+    }
+
     pub async fn stop(self) {
         self.shutdown.trigger();
         let result = tokio::time::timeout(Duration::from_secs(30), self.task).await;
@@ -38,6 +46,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Its admin listener (`/ready`, `/metrics`, `/digest`).
+    pub fn admin(&self) -> &str {
+        &self.running.admin
+    }
+
     pub async fn stop(self) {
         self.running.stop().await;
     }
@@ -88,6 +101,7 @@ pub fn fresh_topics() -> TopicsConfig {
     let mut topics = api_gateway::Config::try_parse_from(["api-gateway"]).expect("defaults").common.topics;
     topics.user_commands = fresh("test-commands");
     topics.user_events = fresh("test-events");
+    topics.user_state = fresh("test-state");
     topics.user_replies = fresh("test-replies");
     topics.import_requests = fresh("test-import-requests");
     topics.import_status = fresh("test-import-status");
@@ -131,6 +145,28 @@ impl TestSystem {
             gateway,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Another user-service with this system's transactional id and consumer group: it
+    /// fences the one running.
+    pub async fn another_user_service(&self) -> Running {
+        start_user_service(&self.topics, &self.group).await
+    }
+
+    /// The projection digests of user-service and the gateway (their `GET /digest`), once both
+    /// report the same positions; panics if they do not within 30 s.
+    pub async fn digests(&self) -> Vec<Value> {
+        let admins = [self.user_service.as_ref().map(|r| r.admin.clone()), Some(self.gateway.admin().to_owned())];
+        let admins: Vec<String> = admins.into_iter().flatten().collect();
+        platform::testing::eventually("equal positions in every digest", Duration::from_secs(30), || async {
+            let mut digests = Vec::new();
+            for admin in &admins {
+                let response = self.client.get(format!("{admin}/digest")).send().await.ok()?;
+                digests.push(response.json::<Value>().await.ok()?);
+            }
+            digests.windows(2).all(|pair| pair[0]["positions"] == pair[1]["positions"]).then_some(digests)
+        })
+        .await
     }
 
     pub async fn stop_user_service(&mut self) {
@@ -194,6 +230,7 @@ impl TestSystem {
             ("BLOB_DIR", self.options.blob_dir.display().to_string()),
             ("TOPIC_USER_COMMANDS", t.user_commands.to_string()),
             ("TOPIC_USER_EVENTS", t.user_events.to_string()),
+            ("TOPIC_USER_STATE", t.user_state.to_string()),
             ("TOPIC_USER_REPLIES", t.user_replies.to_string()),
             ("TOPIC_IMPORT_REQUESTS", t.import_requests.to_string()),
             ("TOPIC_IMPORT_STATUS", t.import_status.to_string()),
@@ -203,6 +240,9 @@ impl TestSystem {
             ("IMPORT_WORKER_CONSUMER_GROUP", format!("{}-imports", self.group)),
             ("EXPORT_WORKER_ADMIN_ADDR", "127.0.0.1:0".into()),
             ("EXPORT_WORKER_CONSUMER_GROUP", format!("{}-exports", self.group)),
+            ("USER_SERVICE_ADMIN_ADDR", "127.0.0.1:0".into()),
+            ("USER_SERVICE_CONSUMER_GROUP", self.group.clone()),
+            ("USER_SERVICE_TRANSACTIONAL_ID", self.group.clone()),
         ]
     }
 
@@ -277,6 +317,8 @@ async fn start_user_service(topics: &TopicsConfig, group: &str) -> Running {
     config.admin_addr = "127.0.0.1:0".parse().expect("addr");
     config.common.topics = topics.clone();
     config.consumer_group = group.to_owned();
+    // One writer per system: its own transactional id.
+    config.transactional_id = group.to_owned();
     run(build::<user_service::Application>(config).await)
 }
 
@@ -323,6 +365,7 @@ async fn build<S: Service>(config: S::Config) -> (S, Shutdown) {
 
 /// Runs a built service in a task of its own.
 fn run<S: Service>((app, shutdown): (S, Shutdown)) -> Running {
+    let admin = format!("http://{}", app.admin_addr());
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    Running { shutdown, task }
+    Running { admin, shutdown, task }
 }

@@ -1,9 +1,10 @@
-//! User events as `UserEvent` records.
+//! User events as `UserEvent` records, and users' latest states as `UserState` records.
 
-use contract::{MappingError, events as e};
+use contract::{MappingError, events as e, state as s};
 
 use super::{Result, long, rule, unsigned};
-use crate::event::{Event, EventEnvelope};
+use crate::event::{Event, EventEnvelope, UserState};
+use crate::reply::EventPosition;
 use crate::time::Timestamp;
 use crate::user::Email;
 
@@ -49,6 +50,32 @@ impl TryFrom<e::UserEvent> for EventEnvelope {
             correlation_id: record.correlation_id,
             occurred_at: Timestamp::from_millis(record.occurred_at),
             event,
+        })
+    }
+}
+
+impl TryFrom<UserState> for s::UserState {
+    type Error = MappingError;
+
+    fn try_from(state: UserState) -> Result<Self> {
+        Ok(Self {
+            user: state.user.try_into()?,
+            event_partition: state.event.partition,
+            event_offset: state.event.offset,
+        })
+    }
+}
+
+impl TryFrom<s::UserState> for UserState {
+    type Error = MappingError;
+
+    fn try_from(record: s::UserState) -> Result<Self> {
+        if record.event_partition < 0 || record.event_offset < 0 {
+            return Err(MappingError::new("event_offset", "an event position is not negative"));
+        }
+        Ok(Self {
+            user: record.user.try_into()?,
+            event: EventPosition { partition: record.event_partition, offset: record.event_offset },
         })
     }
 }

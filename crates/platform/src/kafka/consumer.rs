@@ -167,9 +167,9 @@ impl ConsumerSettings {
 
 /// A subscribed consumer group member; [`Consumer::run`] drives it until shutdown.
 pub struct Consumer {
-    inner: StreamConsumer<CommitOnRevoke>,
-    dead_letters: Producer,
-    settings: ConsumerSettings,
+    pub(super) inner: StreamConsumer<CommitOnRevoke>,
+    pub(super) dead_letters: Producer,
+    pub(super) settings: ConsumerSettings,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -181,9 +181,24 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// Creates the consumer and subscribes; partitions are assigned once `run` polls.
     pub fn new(config: &KafkaConfig, settings: ConsumerSettings, dead_letters: Producer) -> KafkaResult<Self> {
+        Self::create(config, settings, dead_letters, true)
+    }
+
+    /// A consumer whose offsets are committed only inside the transactions of `producer` (a
+    /// [`Producer::transactional`]): see [`Consumer::run_transactional`].
+    pub fn transactional(config: &KafkaConfig, settings: ConsumerSettings, producer: Producer) -> KafkaResult<Self> {
+        Self::create(config, settings, producer, false)
+    }
+
+    fn create(
+        config: &KafkaConfig,
+        settings: ConsumerSettings,
+        dead_letters: Producer,
+        auto_commit: bool,
+    ) -> KafkaResult<Self> {
         let inner: StreamConsumer<CommitOnRevoke> = super::consumer_config(config, &settings.group_id)
             .set("group.id", &settings.group_id)
-            .set("enable.auto.commit", "true")
+            .set("enable.auto.commit", auto_commit.to_string())
             .set("auto.commit.interval.ms", config.auto_commit_interval_ms.to_string())
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -231,12 +246,30 @@ impl Consumer {
     }
 
     /// Waits for one message, then takes up to `max` that are already there; None on shutdown.
-    async fn next_batch(&self, max: usize, shutdown: &Shutdown) -> Option<Vec<Incoming>> {
+    pub(super) async fn next_batch(&self, max: usize, shutdown: &Shutdown) -> Option<Vec<Incoming>> {
+        self.next_batch_within(max, shutdown, None).await.unwrap_or(None)
+    }
+
+    /// [`Consumer::next_batch`], giving up with `Err(())` after `idle` without a message.
+    pub(super) async fn next_batch_within(
+        &self,
+        max: usize,
+        shutdown: &Shutdown,
+        idle: Option<Duration>,
+    ) -> Result<Option<Vec<Incoming>>, ()> {
+        let idle = async {
+            match idle {
+                Some(idle) => tokio::time::sleep(idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(idle);
         loop {
             let received = tokio::select! {
                 biased;
-                () = shutdown.wait() => return None,
+                () = shutdown.wait() => return Ok(None),
                 received = self.inner.recv() => received,
+                () = &mut idle => return Err(()),
             };
             match received {
                 Ok(message) => {
@@ -248,12 +281,12 @@ impl Consumer {
                             _ => break,
                         }
                     }
-                    return Some(batch);
+                    return Ok(Some(batch));
                 }
                 Err(error) => {
                     tracing::warn!(group = %self.settings.group_id, %error, "consumer error; continuing");
                     tokio::select! {
-                        () = shutdown.wait() => return None,
+                        () = shutdown.wait() => return Ok(None),
                         () = tokio::time::sleep(self.settings.retry_backoff) => {}
                     }
                 }
@@ -336,9 +369,15 @@ impl Consumer {
 /// One try at a batch: per message, `None` once applied or the reason it goes to the dead
 /// letters; `Err` if anything is worth trying again.
 async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec<Option<String>>, HandleError> {
-    match handler.handle_batch(batch).await {
+    reasons(handler.handle_batch(batch).await, batch.len())
+}
+
+/// Per message, `None` once applied or the reason it goes to the dead letters; `Err` if
+/// anything is worth trying again.
+pub(super) fn reasons(outcome: BatchOutcome, messages: usize) -> Result<Vec<Option<String>>, HandleError> {
+    match outcome {
         // The whole batch can never be applied: each of its messages goes to the dead letters.
-        Err(HandleError::Permanent(reason)) => Ok(vec![Some(reason.to_string()); batch.len()]),
+        Err(HandleError::Permanent(reason)) => Ok(vec![Some(reason.to_string()); messages]),
         Err(retryable) => Err(retryable),
         Ok(outcomes) => outcomes
             .into_iter()
@@ -352,7 +391,7 @@ async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec
 }
 
 /// Sleeps for `backoff` (then doubles it up to `max`); false if shutdown came first.
-async fn wait(shutdown: &Shutdown, backoff: &mut Duration, max: Duration) -> bool {
+pub(super) async fn wait(shutdown: &Shutdown, backoff: &mut Duration, max: Duration) -> bool {
     let delay = *backoff;
     *backoff = (*backoff * 2).min(max);
     tokio::select! {
@@ -367,7 +406,7 @@ fn is_no_offset(error: &KafkaError) -> bool {
 
 /// Commits stored offsets synchronously before partitions are taken away, so the next owner
 /// starts exactly after what this member applied.
-struct CommitOnRevoke;
+pub(super) struct CommitOnRevoke;
 
 impl ClientContext for CommitOnRevoke {}
 

@@ -4,6 +4,7 @@
 
 mod consumer;
 mod dead_letter;
+mod exactly_once;
 mod producer;
 mod replay;
 mod tail;
@@ -20,9 +21,10 @@ pub use consumer::{
     BatchHandler, BatchOutcome, Consumer, ConsumerSettings, HandleError, Handler, Incoming, unless_shutdown,
 };
 pub use dead_letter::headers as dead_letter_headers;
-pub use producer::{Delivered, ProduceError, Producer, Record};
+pub use exactly_once::{BatchFailed, TransactionalHandler, TransactionalStop};
+pub use producer::{Delivered, ProduceError, Producer, Record, TransactionError};
 pub use replay::replay;
-pub use tail::{FollowError, Following, Positions, StartAt, Tail, TailStopped};
+pub use tail::{DeadLetters, FollowError, Following, Positions, StartAt, Tail, TailStopped};
 
 use crate::config::KafkaConfig;
 
@@ -42,7 +44,9 @@ pub(crate) fn client_config(config: &KafkaConfig, client_id: &str) -> ClientConf
 pub(crate) fn consumer_config(config: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut cfg = client_config(config, client_id);
     cfg.set("fetch.min.bytes", config.fetch_min_bytes.to_string())
-        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string());
+        .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
+        // Records of aborted transactions are never seen, nor those of open ones until commit.
+        .set("isolation.level", "read_committed");
     cfg
 }
 

@@ -1,11 +1,19 @@
 //! The idempotent producer: every send resolves only when the broker has acknowledged the
 //! record (acks=all) or the delivery definitively failed; `flush` before the process exits.
+//!
+//! A transactional producer ([`Producer::transactional`]) is the same, with a fixed
+//! `transactional.id`: the records sent between [`Producer::begin`] and a commit, and the
+//! consumed offsets committed with them, become visible to `read_committed` readers all
+//! together or not at all; starting a second producer with the same id fences the first.
 
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
@@ -15,6 +23,8 @@ use crate::config::KafkaConfig;
 pub struct Producer {
     inner: FutureProducer,
     queue_timeout: Duration,
+    /// Set for a transactional producer.
+    transactional_id: Option<String>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -27,6 +37,8 @@ impl std::fmt::Debug for Producer {
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     topic: &'a str,
+    /// None: the partitioner picks by key.
+    partition: Option<i32>,
     key: Option<&'a [u8]>,
     payload: Option<&'a [u8]>,
     headers: Vec<(&'a str, &'a [u8])>,
@@ -34,17 +46,24 @@ pub struct Record<'a> {
 
 impl<'a> Record<'a> {
     pub fn new(topic: &'a str, payload: &'a [u8]) -> Self {
-        Self { topic, key: None, payload: Some(payload), headers: Vec::new() }
+        Self { topic, partition: None, key: None, payload: Some(payload), headers: Vec::new() }
     }
 
     /// A record without a value: on a compacted topic it deletes its key.
     pub fn tombstone(topic: &'a str, key: &'a [u8]) -> Self {
-        Self { topic, key: Some(key), payload: None, headers: Vec::new() }
+        Self { topic, partition: None, key: Some(key), payload: None, headers: Vec::new() }
     }
 
     /// Records with the same key land on the same partition, in order.
     pub fn key(mut self, key: &'a [u8]) -> Self {
         self.key = Some(key);
+        self
+    }
+
+    /// To this partition, whatever the key: a record that must sit beside another (a user's
+    /// state on the partition of its event).
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
         self
     }
 
@@ -97,19 +116,134 @@ impl ProduceError {
     }
 }
 
+/// Why a transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    /// Another producer with the same transactional id started: this one may write nothing
+    /// more and must stop.
+    #[error("fenced: another instance with transactional id {0:?} took over")]
+    Fenced(String),
+    /// The transaction was aborted: none of its records or offsets took effect.
+    #[error("transaction aborted: {0}")]
+    Aborted(#[source] KafkaError),
+    /// The producer cannot go on (the transaction's outcome is the broker's to decide).
+    #[error("transactional producer failed: {0}")]
+    Fatal(#[source] KafkaError),
+}
+
 impl Producer {
     pub fn new(config: &KafkaConfig, client_id: &str) -> Result<Self, ProduceError> {
-        let inner = super::client_config(config, client_id)
-            // Idempotence implies acks=all, bounded in-flight requests and retries without
-            // duplicates or reordering.
+        Self::create(config, client_id, None)
+    }
+
+    /// A producer whose writes are grouped in transactions under `transactional_id`; call
+    /// [`Producer::init_transactions`] before anything else.
+    pub fn transactional(config: &KafkaConfig, client_id: &str, transactional_id: &str) -> Result<Self, ProduceError> {
+        Self::create(config, client_id, Some(transactional_id))
+    }
+
+    fn create(config: &KafkaConfig, client_id: &str, transactional_id: Option<&str>) -> Result<Self, ProduceError> {
+        let mut settings = super::client_config(config, client_id);
+        // Idempotence implies acks=all, bounded in-flight requests and retries without
+        // duplicates or reordering.
+        settings
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("linger.ms", config.linger_ms.to_string())
-            .set("compression.type", &config.compression)
-            .create()
-            .map_err(ProduceError::Create)?;
-        Ok(Self { inner, queue_timeout: config.message_timeout() })
+            .set("compression.type", &config.compression);
+        if let Some(id) = transactional_id {
+            // A record's delivery must not outlast its transaction.
+            let timeout = config.transaction_timeout_ms.min(config.message_timeout_ms);
+            settings
+                .set("transactional.id", id)
+                .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
+                .set("message.timeout.ms", timeout.to_string());
+        }
+        let inner = settings.create().map_err(ProduceError::Create)?;
+        Ok(Self {
+            inner,
+            queue_timeout: config.message_timeout(),
+            transactional_id: transactional_id.map(str::to_owned),
+        })
+    }
+
+    /// Registers the transactional id with its coordinator: fences any other producer with the
+    /// same id (aborting its open transaction), so from here on this one is the only writer.
+    pub async fn init_transactions(&self) -> Result<(), TransactionError> {
+        let timeout = self.queue_timeout;
+        self.blocking(move |p| p.init_transactions(timeout)).await
+    }
+
+    pub async fn begin(&self) -> Result<(), TransactionError> {
+        self.blocking(|p| p.begin_transaction()).await
+    }
+
+    /// Commits the open transaction. Any failure leaves it aborted (or the producer fenced):
+    /// nothing took effect.
+    pub async fn commit(&self) -> Result<(), TransactionError> {
+        self.commit_consumed(TopicPartitionList::new(), None).await
+    }
+
+    /// Commits the open transaction with `offsets` (the next offsets to consume) for the
+    /// consumer group `group`: the batch's writes and its consumption take effect together.
+    /// Any failure leaves the transaction aborted (or the producer fenced): nothing took effect.
+    pub(crate) async fn commit_consumed(
+        &self,
+        offsets: TopicPartitionList,
+        group: Option<ConsumerGroupMetadata>,
+    ) -> Result<(), TransactionError> {
+        let timeout = self.queue_timeout;
+        let committed = self
+            .blocking(move |p| {
+                if let Some(group) = &group
+                    && offsets.count() > 0
+                {
+                    p.send_offsets_to_transaction(&offsets, group, timeout)?;
+                }
+                p.commit_transaction(timeout)
+            })
+            .await;
+        match committed {
+            Err(TransactionError::Aborted(error)) => {
+                self.abort().await?;
+                Err(TransactionError::Aborted(error))
+            }
+            other => other,
+        }
+    }
+
+    /// Aborts the open transaction: none of its records become visible to `read_committed`
+    /// readers.
+    pub async fn abort(&self) -> Result<(), TransactionError> {
+        let timeout = self.queue_timeout;
+        self.blocking(move |p| p.abort_transaction(timeout)).await
+    }
+
+    /// Runs a blocking transactional call off the async workers and sorts its error.
+    async fn blocking<F>(&self, call: F) -> Result<(), TransactionError>
+    where
+        F: FnOnce(&FutureProducer) -> Result<(), KafkaError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let result = tokio::task::spawn_blocking(move || call(&inner)).await.expect("transactional calls do not panic");
+        result.map_err(|error| self.classify(error))
+    }
+
+    fn classify(&self, error: KafkaError) -> TransactionError {
+        let id = self.transactional_id.clone().unwrap_or_default();
+        let fenced = |code: RDKafkaErrorCode| {
+            matches!(
+                code,
+                RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced
+            )
+        };
+        match &error {
+            KafkaError::Transaction(e) if fenced(e.code()) => TransactionError::Fenced(id),
+            KafkaError::Transaction(e) if e.is_fatal() => TransactionError::Fatal(error),
+            error if error.rdkafka_error_code().is_some_and(fenced) => TransactionError::Fenced(id),
+            _ => TransactionError::Aborted(error),
+        }
     }
 
     /// Sends one record and waits for its acknowledgement.
@@ -120,6 +254,9 @@ impl Producer {
         }
         if let Some(key) = record.key {
             future_record = future_record.key(key);
+        }
+        if let Some(partition) = record.partition {
+            future_record = future_record.partition(partition);
         }
         if !record.headers.is_empty() {
             let headers = record.headers.iter().fold(OwnedHeaders::new(), |headers, (name, value)| {

@@ -18,8 +18,11 @@ use super::consumer::{HandleError, Handler, Incoming};
 use crate::config::KafkaConfig;
 use crate::shutdown::Shutdown;
 
+/// The longest a tail waits before trying a record (or its dead letter) again.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Where a tail starts reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartAt {
     /// The whole topic: projections.
     Beginning,
@@ -27,18 +30,32 @@ pub enum StartAt {
     End,
     /// Records from this long ago on (falls back to the end where there are none).
     Since(Duration),
+    /// After these offsets (partition -> the last offset already reflected); a partition not
+    /// listed, or whose offset is no longer in the log, starts at its beginning.
+    After(HashMap<i32, i64>),
+}
+
+/// Where records that can never be applied go, and who gave up on them.
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    pub producer: super::Producer,
+    pub topic: String,
+    /// Written as the dead letter's consumer group header: which reader gave up.
+    pub reader: String,
 }
 
 /// How far a tail has applied each partition (the next offset it will apply).
 #[derive(Debug, Clone)]
 pub struct Positions {
     next: Arc<DashMap<i32, i64>>,
+    /// The offset of the last record applied (or reflected by where the tail started).
+    last: Arc<DashMap<i32, i64>>,
     changed: watch::Sender<u64>,
 }
 
 impl Default for Positions {
     fn default() -> Self {
-        Self { next: Arc::default(), changed: watch::Sender::new(0) }
+        Self { next: Arc::default(), last: Arc::default(), changed: watch::Sender::new(0) }
     }
 }
 
@@ -65,6 +82,21 @@ impl Positions {
     /// Next offsets per partition (for a consistent snapshot's bookkeeping).
     pub fn snapshot(&self) -> HashMap<i32, i64> {
         self.next.iter().map(|e| (*e.key(), *e.value())).collect()
+    }
+
+    /// The offset of the last record applied per partition: what two readers of a topic
+    /// compare (unlike the next offsets, it does not depend on whether a reader has stepped
+    /// over a transaction's trailing commit marker).
+    pub fn last_applied(&self) -> HashMap<i32, i64> {
+        self.last.iter().map(|e| (*e.key(), *e.value())).collect()
+    }
+
+    /// Records that the record at `offset` of `partition` is applied.
+    pub fn record_applied(&self, partition: i32, offset: i64) {
+        let mut last = self.last.entry(partition).or_insert(offset);
+        *last = (*last).max(offset);
+        drop(last);
+        self.advance(partition, offset + 1);
     }
 
     fn advance(&self, partition: i32, next: i64) {
@@ -110,6 +142,11 @@ pub struct Tail {
     positions: Positions,
     /// The high watermarks when the tail started: reaching them all is "caught up".
     targets: HashMap<i32, i64>,
+    /// Whether every partition's high watermark was 0 at the start: nothing was ever written.
+    never_written: bool,
+    dead_letters: Option<DeadLetters>,
+    /// Records dead-lettered so far.
+    dead_lettered: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Tail {
@@ -139,11 +176,20 @@ impl Tail {
             _ => None,
         };
         let mut times = TopicPartitionList::new();
+        let mut never_written = true;
         for &partition in &partitions {
             let (low, high) = watermarks(&consumer, topic, partition, timeout).await?;
-            let start = match start_at {
+            never_written &= high == 0;
+            let start = match &start_at {
                 StartAt::Beginning => low,
                 StartAt::End | StartAt::Since(_) => high,
+                StartAt::After(reflected) => match reflected.get(&partition) {
+                    Some(&last) if last + 1 >= low => {
+                        positions.last.insert(partition, last);
+                        (last + 1).min(high)
+                    }
+                    _ => low,
+                },
             };
             if let Some(ms) = since {
                 times.add_partition_offset(topic, partition, Offset::Offset(ms))?;
@@ -165,7 +211,33 @@ impl Tail {
             }
         }
         consumer.assign(&assignment)?;
-        Ok(Self { consumer, topic: topic.to_owned(), positions, targets })
+        Ok(Self {
+            consumer,
+            topic: topic.to_owned(),
+            positions,
+            targets,
+            never_written,
+            dead_letters: None,
+            dead_lettered: Arc::default(),
+        })
+    }
+
+    /// Sends records that can never be applied to the dead-letter topic (by default they are
+    /// only logged and counted).
+    pub fn dead_letters(mut self, dead_letters: DeadLetters) -> Self {
+        self.dead_letters = Some(dead_letters);
+        self
+    }
+
+    /// Whether nothing was ever written to the topic when the tail started (as opposed to
+    /// records that were all compacted or deleted away).
+    pub fn never_written(&self) -> bool {
+        self.never_written
+    }
+
+    /// How many records this tail has dead-lettered (or skipped) so far.
+    pub fn dead_lettered(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.dead_lettered)
     }
 
     pub fn positions(&self) -> Positions {
@@ -191,7 +263,8 @@ impl Tail {
         let mut check = tokio::time::interval(Duration::from_millis(200));
         loop {
             if caught_up.is_some() && self.caught_up() {
-                tracing::info!(topic = %self.topic, "caught up");
+                let dead_lettered = self.dead_lettered.load(std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(topic = %self.topic, dead_lettered, "caught up");
                 caught_up.take().map(|tx| tx.send(()));
             }
             let received = tokio::select! {
@@ -214,7 +287,7 @@ impl Tail {
             if !self.apply(handler, &message, &shutdown).await {
                 break;
             }
-            self.positions.advance(message.partition, message.offset + 1);
+            self.positions.record_applied(message.partition, message.offset);
         }
     }
 
@@ -224,18 +297,43 @@ impl Tail {
             match handler.handle(message).await {
                 Ok(()) => return true,
                 Err(HandleError::Permanent(reason)) => {
-                    tracing::error!(topic = %self.topic, partition = message.partition, offset = message.offset,
-                        %reason, "skipping a record that cannot be applied");
-                    metrics::counter!("kafka_tail_skipped_total", "topic" => self.topic.clone()).increment(1);
-                    return true;
+                    return self.dead_letter(message, &reason.to_string(), shutdown).await;
                 }
                 Err(HandleError::Retryable(error)) => {
                     tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry");
-                    tokio::select! {
-                        () = shutdown.wait() => return false,
-                        () = tokio::time::sleep(backoff) => {}
+                    if !super::consumer::wait(shutdown, &mut backoff, MAX_BACKOFF).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Sends `message` to the dead letters (retrying while the topic cannot be written); false
+    /// if shutdown came first.
+    async fn dead_letter(&self, message: &Incoming, reason: &str, shutdown: &Shutdown) -> bool {
+        let (partition, offset) = (message.partition, message.offset);
+        self.dead_lettered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("kafka_tail_dead_lettered_total", "topic" => self.topic.clone()).increment(1);
+        let Some(dead_letters) = &self.dead_letters else {
+            tracing::error!(topic = %self.topic, partition, offset, %reason, "skipping a record that cannot be applied");
+            return true;
+        };
+        let letter = super::dead_letter::DeadLetter::new(message, reason);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let record = letter.record(&dead_letters.topic, &dead_letters.reader, message);
+            match dead_letters.producer.send(record).await {
+                Ok(_) => {
+                    tracing::error!(topic = %self.topic, partition, offset, %reason,
+                        dead_letter_topic = %dead_letters.topic, "a record that cannot be applied was dead-lettered");
+                    return true;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot write to the dead-letter topic; will retry");
+                    if !super::consumer::wait(shutdown, &mut backoff, MAX_BACKOFF).await {
+                        return false;
+                    }
                 }
             }
         }

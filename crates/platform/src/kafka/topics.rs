@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use contract::{commands, events, exports, imports, replies};
+use contract::{commands, events, exports, imports, replies, state};
 use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
@@ -24,9 +24,15 @@ pub struct TopicsConfig {
     #[arg(long = "topic-user-commands", env = "TOPIC_USER_COMMANDS", default_value = "users.commands")]
     pub user_commands: TopicName<commands::UserCommand>,
 
-    /// User events, the source of truth every projection rebuilds from; kept forever.
+    /// User events, what user-service decided; kept `EVENTS_RETENTION`, followed by every
+    /// projection from where `users.state` ends.
     #[arg(long = "topic-user-events", env = "TOPIC_USER_EVENTS", default_value = "users.events")]
     pub user_events: TopicName<events::UserEvent>,
+
+    /// Every live user's latest state (compacted, keyed by user id, partitioned like the
+    /// events): what a cold start reads instead of the whole history.
+    #[arg(long = "topic-user-state", env = "TOPIC_USER_STATE", default_value = "users.state")]
+    pub user_state: TopicName<state::UserState>,
 
     /// Command outcomes sent back to the requester.
     #[arg(long = "topic-user-replies", env = "TOPIC_USER_REPLIES", default_value = "users.replies")]
@@ -59,19 +65,50 @@ pub struct TopicsConfig {
     /// Replication factor of every project topic (3 on the three-node cluster).
     #[arg(long = "kafka-topic-replication-factor", env = "KAFKA_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
+
+    /// The longest a superseded user state (or a deleted user's) stays in `users.state` before
+    /// the log cleaner removes it: its segments roll and become compactable this often.
+    #[arg(long = "kafka-state-compaction-lag-ms", env = "KAFKA_STATE_COMPACTION_LAG_MS", default_value_t = 5 * MINUTE_MS)]
+    pub state_compaction_lag_ms: i64,
 }
 
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const MINUTE_MS: i64 = 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * MINUTE_MS;
+
+/// How long the topics holding personal data keep it. Every window the code relies on fits
+/// inside: user-service de-duplicates commands over [`DEDUP_WINDOW`] from the replies; the
+/// gateway's command status lives far shorter; a command waits at most this long for
+/// user-service; cold starts read `users.state`, not the events' history.
+pub const EVENTS_RETENTION_MS: i64 = 7 * DAY_MS;
+pub const COMMANDS_RETENTION_MS: i64 = 7 * DAY_MS;
+pub const REPLIES_RETENTION_MS: i64 = 2 * DAY_MS;
+/// Segments of the delete-policy topics roll daily, so retention removes data at most a day
+/// after it expires (a segment is deleted whole, once its newest record has expired).
+pub const SEGMENT_MS: i64 = DAY_MS;
+/// A deleted user's tombstone stays in `users.state` this long, so a reader of the whole topic
+/// that started before the deletion still sees it.
+pub const TOMBSTONE_RETENTION_MS: i64 = DAY_MS;
+
+/// The window over which a command sent twice (an import resumed, a client retrying with its
+/// idempotency key) is answered with its first outcome: the producers re-send within it.
+pub const DEDUP_WINDOW: Duration = Duration::from_millis(DAY_MS as u64);
 
 impl TopicsConfig {
     /// Every topic of the project with its settings.
     pub fn catalog(&self) -> Vec<TopicSpec> {
         let topic =
             |name: &str| TopicSpec::new(name).partitions(self.partitions).replication_factor(self.replication_factor);
+        let personal = |name: &str, retention_ms| topic(name).retention_ms(retention_ms).segment_ms(SEGMENT_MS);
         vec![
-            topic(self.user_commands.as_str()).retention_ms(7 * DAY_MS),
-            topic(self.user_events.as_str()).retention_ms(-1),
-            topic(self.user_replies.as_str()).retention_ms(DAY_MS),
+            personal(self.user_commands.as_str(), COMMANDS_RETENTION_MS),
+            personal(self.user_events.as_str(), EVENTS_RETENTION_MS),
+            topic(self.user_state.as_str())
+                .compacted()
+                .segment_ms(self.state_compaction_lag_ms)
+                .config("max.compaction.lag.ms", &self.state_compaction_lag_ms.to_string())
+                .config("min.cleanable.dirty.ratio", "0.1")
+                .config("delete.retention.ms", &TOMBSTONE_RETENTION_MS.to_string()),
+            personal(self.user_replies.as_str(), REPLIES_RETENTION_MS),
             topic(self.import_requests.as_str()).retention_ms(7 * DAY_MS),
             topic(self.import_status.as_str()).compacted(),
             topic(self.export_requests.as_str()).retention_ms(7 * DAY_MS),
@@ -111,6 +148,12 @@ impl TopicSpec {
     /// `-1` keeps records forever.
     pub fn retention_ms(self, retention_ms: i64) -> Self {
         self.config("retention.ms", &retention_ms.to_string())
+    }
+
+    /// Roll the active segment at least this often (only closed segments are deleted or
+    /// compacted).
+    pub fn segment_ms(self, segment_ms: i64) -> Self {
+        self.config("segment.ms", &segment_ms.to_string())
     }
 
     /// Keep the latest record per key instead of deleting by age.
@@ -275,6 +318,7 @@ mod tests {
         TopicsConfig {
             user_commands: "c".parse().unwrap(),
             user_events: "e".parse().unwrap(),
+            user_state: "s".parse().unwrap(),
             user_replies: "r".parse().unwrap(),
             import_requests: "ir".parse().unwrap(),
             import_status: "is".parse().unwrap(),
@@ -283,20 +327,33 @@ mod tests {
             dead_letters: "d".into(),
             partitions: 6,
             replication_factor: 3,
+            state_compaction_lag_ms: 60_000,
         }
     }
 
     #[test]
     fn the_catalog_applies_the_configured_sizing_to_every_topic() {
         let catalog = defaults().catalog();
-        assert_eq!(catalog.len(), 8);
+        assert_eq!(catalog.len(), 9);
         assert!(catalog.iter().all(|t| t.partitions == 6 && t.replication_factor == 3));
     }
 
+    fn declared(name: &str, config: &str) -> String {
+        let spec = defaults().catalog().into_iter().find(|t| t.name == name).expect("declared");
+        spec.configs.into_iter().find(|(n, _)| n == config).map(|(_, v)| v).unwrap_or_default()
+    }
+
     #[test]
-    fn events_are_kept_forever_so_projections_can_rebuild() {
-        let events = defaults().catalog().into_iter().find(|t| t.name == "e").expect("declared");
-        assert!(events.configs.contains(&("retention.ms".into(), "-1".into())));
+    fn personal_data_is_kept_for_a_bounded_time_and_the_state_is_compacted_within_the_lag() {
+        for topic in ["c", "e", "r"] {
+            let retention: i64 = declared(topic, "retention.ms").parse().unwrap();
+            assert!(retention > 0, "{topic} keeps data for a bounded time");
+            assert_eq!(declared(topic, "segment.ms"), SEGMENT_MS.to_string());
+        }
+        assert!(REPLIES_RETENTION_MS as u128 > DEDUP_WINDOW.as_millis(), "replies outlive the de-duplication window");
+        assert_eq!(declared("s", "cleanup.policy"), "compact");
+        assert_eq!(declared("s", "segment.ms"), "60000");
+        assert_eq!(declared("s", "max.compaction.lag.ms"), "60000");
     }
 
     #[test]

@@ -23,12 +23,8 @@ use std::sync::Arc;
 use contract::{MappingError, Record, WriterSchema, codec};
 use dashmap::DashMap;
 
-use crate::config::KafkaConfig;
-use crate::kafka::{
-    Delivered, FollowError, Following, HandleError, Handler, Incoming, Producer, Record as KafkaRecord, StartAt, Tail,
-};
+use crate::kafka::{Delivered, HandleError, Handler, Incoming, Producer, Record as KafkaRecord};
 use crate::registry::{Compatibility, Registry, RegistryError};
-use crate::shutdown::Shutdown;
 
 pub use error::{DecodeError, PublishError};
 pub use set::Topics;
@@ -235,27 +231,6 @@ impl<R: Record> Topic<R> {
         F: Fn(M) + Send + Sync,
     {
         Apply { topic: self.clone(), apply, message: PhantomData }
-    }
-}
-
-impl<R: Record> Topic<R> {
-    /// Reads the topic from `start` in a task of its own, handing every record to `apply` as
-    /// an `M`, until `shutdown`; returns once it has caught up with where the topic ended when
-    /// it started. How a process builds a read model of a topic before it serves.
-    pub async fn follow<M, F>(
-        &self,
-        kafka: &KafkaConfig,
-        start: StartAt,
-        apply: F,
-        shutdown: Shutdown,
-    ) -> Result<Following, FollowError>
-    where
-        M: TryFrom<R> + Send + 'static,
-        MappingError: From<M::Error>,
-        F: Fn(M) + Send + Sync + 'static,
-    {
-        let tail = Tail::start(kafka, self.name(), start).await?;
-        Ok(tail.follow(self.applying(apply), shutdown).await?)
     }
 }
 

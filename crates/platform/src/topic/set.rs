@@ -11,6 +11,7 @@ use crate::registry::{Registry, RegistryError};
 pub struct Topics {
     pub user_commands: Topic<contract::commands::UserCommand>,
     pub user_events: Topic<contract::events::UserEvent>,
+    pub user_state: Topic<contract::state::UserState>,
     pub user_replies: Topic<contract::replies::UserCommandReply>,
     pub import_requests: Topic<contract::imports::ImportRequested>,
     pub import_status: Topic<contract::imports::ImportStatus>,
@@ -28,6 +29,7 @@ impl Topics {
         Ok(Self {
             user_commands: Topic::bind_sharing(&config.user_commands, &writers).await?,
             user_events: Topic::bind_sharing(&config.user_events, &writers).await?,
+            user_state: Topic::bind_sharing(&config.user_state, &writers).await?,
             user_replies: Topic::bind_sharing(&config.user_replies, &writers).await?,
             import_requests: Topic::bind_sharing(&config.import_requests, &writers).await?,
             import_status: Topic::bind_sharing(&config.import_status, &writers).await?,
@@ -38,10 +40,11 @@ impl Topics {
     }
 
     /// Each topic with the id of this version's schema for it.
-    pub fn schema_ids(&self) -> [(&str, u32); 7] {
+    pub fn schema_ids(&self) -> [(&str, u32); 8] {
         [
             (self.user_commands.name(), self.user_commands.schema_id()),
             (self.user_events.name(), self.user_events.schema_id()),
+            (self.user_state.name(), self.user_state.schema_id()),
             (self.user_replies.name(), self.user_replies.schema_id()),
             (self.import_requests.name(), self.import_requests.schema_id()),
             (self.import_status.name(), self.import_status.schema_id()),

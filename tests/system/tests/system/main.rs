@@ -11,6 +11,7 @@ mod exports;
 mod import_crash;
 mod imports;
 mod other_clients;
+mod state;
 mod support;
 mod uploads;
 mod users;

@@ -48,6 +48,7 @@ async fn confluents_python_client_decodes_every_topic_the_services_write() {
     let read = read_with_python(&[
         (t.user_commands.as_str(), 4),
         (t.user_events.as_str(), 4),
+        (t.user_state.as_str(), 4),
         (t.user_replies.as_str(), 4),
         (t.import_requests.as_str(), 1),
         (t.import_status.as_str(), 2),
@@ -64,6 +65,13 @@ async fn confluents_python_client_decodes_every_topic_the_services_write() {
     assert_eq!((ada[0]["locale"].as_str(), ada[1]["name"].as_str()), (Some("pt-BR"), Some("Ada L.")), "{events:?}");
     assert!(events.iter().any(|e| e["event"]["user_id"] == created.body["id"]), "the deletion: {events:?}");
     assert!(users.iter().any(|u| u["email"] == "cy@example.com" && u["locale"] == "fr"), "{events:?}");
+
+    // States: each user's latest state with the event it reflects; a tombstone (null) once
+    // deleted.
+    let states = read[t.user_state.as_str()].as_array().unwrap();
+    assert_eq!(states.iter().filter(|s| s.is_null()).count(), 1, "the deletion's tombstone: {states:?}");
+    let renamed = states.iter().find(|s| s["user"]["name"] == "Ada L.").expect("Ada's latest state");
+    assert!(renamed["event_partition"].is_i64() && renamed["event_offset"].is_i64(), "{renamed}");
 
     let commands = read[t.user_commands.as_str()].as_array().unwrap();
     let batch = commands.iter().find_map(|c| c["command"].get("items")).expect("the import's batch");
