@@ -99,22 +99,20 @@ impl CommandBus {
             .commands
             .encode(envelope)
             .map_err(|e| ApiError::Internal(format!("cannot encode the command: {e}")))?;
-        // Wait before sending: the reply can be faster than the send's acknowledgement.
+        // Wait before sending: the reply can be faster than the send's acknowledgement. The
+        // guard stops waiting however this ends, a client that went away included.
         let (tx, rx) = oneshot::channel();
         self.inner.waiting.insert(command_id, tx);
+        let _waiting = Waiting { map: &self.inner.waiting, command_id };
         self.inner.pending.insert(command_id, Instant::now());
         let record = Record::new(self.inner.commands.name(), &bytes).key(key.as_bytes());
         if let Err(error) = self.inner.producer.send(record).await {
-            self.inner.waiting.remove(&command_id);
             self.inner.pending.remove(&command_id);
             return Err(ApiError::Unavailable(format!("cannot send the command: {error}")));
         }
         match tokio::time::timeout(self.inner.timeout, rx).await {
             Ok(Ok(reply)) => Ok(Sent::Replied(reply)),
-            _ => {
-                self.inner.waiting.remove(&command_id);
-                Ok(Sent::Pending(command_id))
-            }
+            _ => Ok(Sent::Pending(command_id)),
         }
     }
 
@@ -145,6 +143,19 @@ impl CommandBus {
     }
 }
 
+/// A request's place in the waiting map, given up when the request ends: answered, timed out,
+/// failed, or dropped because its client went away.
+struct Waiting<'a> {
+    map: &'a DashMap<Uuid, oneshot::Sender<Reply>>,
+    command_id: Uuid,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.map.remove(&self.command_id);
+    }
+}
+
 /// Applies the replies topic: replies to gateway instances are recorded, the rest skipped
 /// without decoding.
 #[derive(Debug)]
@@ -159,5 +170,32 @@ impl Handler for Replies {
         let reply: Reply = self.0.inner.replies.decode(message).await?;
         self.0.deliver(reply);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_dropped_while_it_waits_leaves_nothing_waiting() {
+        let waiting: DashMap<Uuid, oneshot::Sender<Reply>> = DashMap::new();
+        let requests = (0..100).map(|_| {
+            let waiting = &waiting;
+            async move {
+                let (tx, rx) = oneshot::channel::<Reply>();
+                let command_id = Uuid::now_v7();
+                waiting.insert(command_id, tx);
+                let _waiting = Waiting { map: waiting, command_id };
+                // Its client goes away before any reply: the request's future is dropped.
+                let _ = tokio::time::timeout(Duration::from_millis(5), rx).await;
+                std::future::pending::<()>().await;
+            }
+        });
+        let all = futures::future::join_all(requests);
+        assert!(tokio::time::timeout(Duration::from_millis(50), all).await.is_err());
+        assert!(waiting.is_empty(), "{} requests still waiting", waiting.len());
     }
 }
