@@ -58,6 +58,10 @@ gen-csv rows path="users.csv" *flags:
 test *args:
     deploy/run-tests.sh {{ args }}
 
+# The slow versions of the crash tests (user-service killed at random points of a 200,000-row import)
+test-slow:
+    USER_SERVICE_CRASH_ROWS=200000 deploy/run-tests.sh -p system-tests --test system user_service_crash
+
 # Measure the system end to end (release builds, fresh Kafka on ports of its own), e.g. `just bench --rows 100000`
 bench *args:
     cargo build --release --quiet --bins

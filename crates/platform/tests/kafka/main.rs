@@ -3,3 +3,4 @@
 mod consumer;
 mod helpers;
 mod topics;
+mod transactions;

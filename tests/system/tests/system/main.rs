@@ -14,5 +14,6 @@ mod other_clients;
 mod state;
 mod support;
 mod uploads;
+mod user_service_crash;
 mod users;
 mod validation;
