@@ -10,6 +10,14 @@
 //!   completed, rows/s, and, in the same run, the `csv` crate alone writing the same rows to a
 //!   file (the ceiling).
 //!
+//! - cold start: each service holding users (user-service, gateway, export-worker) restarted
+//!   alone over the imported users, then all three at once: seconds until ready, resident
+//!   memory before and after; then whether their projection digests agree.
+//!
+//! With `--churn`, instead: N users (10,000 by default) created, every one then updated 99
+//! times by upsert imports, the log cleaner waited for, and the restarts measured against the
+//! restarts over the N fresh users.
+//!
 //! Prints the figures; asserts nothing about them.
 
 mod system;
@@ -35,18 +43,24 @@ struct Args {
     /// Skip Kafka's producer perf test.
     #[arg(long)]
     no_kafka_baseline: bool,
+    /// Measure restarts after many updates of the same users instead (`--rows` users, 10,000
+    /// unless given, each updated `--updates` times).
+    #[arg(long)]
+    churn: bool,
+    #[arg(long, default_value_t = 99)]
+    updates: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let system = System::start(&args.dir).await?;
-    let result = run(&args, &system).await;
+    let mut system = System::start(&args.dir).await?;
+    let result = if args.churn { churn(&args, &mut system).await } else { run(&args, &mut system).await };
     system.stop().await;
     result
 }
 
-async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
+async fn run(args: &Args, system: &mut System) -> anyhow::Result<()> {
     let file = args.dir.join("users.csv");
     let generated = Instant::now();
     let summary = testkit::generate::generate(
@@ -118,7 +132,119 @@ async fn run(args: &Args, system: &System) -> anyhow::Result<()> {
         );
         println!("  {:.2} s ({:.0} records/s)", args.rows as f64 / baseline, baseline);
     }
-    export(args, system, &client).await
+    export(args, system, &client).await?;
+    cold_starts(system, &client).await?;
+    Ok(())
+}
+
+/// Restarts each service holding users alone, then all at once; prints readiness times and
+/// resident memory, then the digests.
+async fn cold_starts(system: &mut System, client: &reqwest::Client) -> anyhow::Result<Vec<Duration>> {
+    let users = system.gateway_projection_size(client).await?;
+    println!(
+        "
+cold start over {users} live users (SIGTERM, start, until /ready):"
+    );
+    println!("  service          ready in   RSS before   RSS after   after/before");
+    let mut times = Vec::new();
+    for name in system::HOLDING_USERS {
+        let before = system.rss(name).unwrap_or_default();
+        let took = system.restart(&[name]).await?;
+        let after = system.rss(name).unwrap_or_default();
+        println!(
+            "  {name:<16} {:>6.2} s   {:>6.0} MiB   {:>6.0} MiB   {:>8.2}x",
+            took.as_secs_f64(),
+            before as f64 / 1024.0,
+            after as f64 / 1024.0,
+            after as f64 / before.max(1) as f64
+        );
+        times.push(took);
+    }
+    let all = system.restart(&system::HOLDING_USERS).await?;
+    println!("  all three at once {:>5.2} s", all.as_secs_f64());
+    times.push(all);
+    let digests = system.digests(client).await?;
+    for digest in &digests {
+        println!(
+            "  digest {:<14} users {} versions {} emails {} positions {}",
+            digest["service"].as_str().unwrap_or("?"),
+            digest["users"],
+            digest["versions"],
+            digest["emails"],
+            digest["positions"]
+        );
+    }
+    let agree =
+        digests.windows(2).all(|p| ["users", "versions", "emails", "positions"].iter().all(|f| p[0][f] == p[1][f]));
+    println!("  digests {}", if agree { "agree" } else { "DIFFER" });
+    Ok(times)
+}
+
+/// Imports `body` and waits until the import is complete.
+async fn import(system: &System, client: &reqwest::Client, body: Vec<u8>, mode: &str) -> anyhow::Result<Value> {
+    let url = format!("{}/imports?mode={mode}", system.gateway_url());
+    let accepted: Value =
+        client.post(url).header("content-type", "text/csv").body(body).send().await?.error_for_status()?.json().await?;
+    let id = accepted["import_id"].as_str().context("no import id")?.to_owned();
+    let patience = Instant::now() + Duration::from_secs(600);
+    loop {
+        let status: Value = client.get(format!("{}/imports/{id}", system.gateway_url())).send().await?.json().await?;
+        match status["status"].as_str() {
+            Some("completed") => return Ok(status),
+            Some("failed") => bail!("the import failed: {status}"),
+            _ if Instant::now() > patience => bail!("the import did not complete within 10 minutes"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// `--churn`: restarts over N fresh users, then over the same N users after each was updated
+/// `--updates` times and the log cleaner compacted `users.state`.
+async fn churn(args: &Args, system: &mut System) -> anyhow::Result<()> {
+    let users = if args.rows == 1_000_000 { 10_000 } else { args.rows };
+    let client = reqwest::Client::new();
+    let file = |round: u64| {
+        let mut csv = String::from("email,name,age\n");
+        for i in 0..users {
+            csv.push_str(&format!("churn{i}@bench.example,User {i} round {round},{}\n", 20 + i % 50));
+        }
+        csv.into_bytes()
+    };
+    import(system, &client, file(0), "create").await?;
+    println!("{users} users created");
+    let fresh = cold_starts(system, &client).await?;
+
+    let started = Instant::now();
+    for round in 1..=args.updates {
+        let status = import(system, &client, file(round), "upsert").await?;
+        if status["accepted"].as_u64() != Some(users) {
+            bail!("round {round} did not update every user: {status}");
+        }
+    }
+    println!("\n{} updates of each of the {users} users in {:.1} s", args.updates, started.elapsed().as_secs_f64());
+    let waiting = Instant::now();
+    let mut records = system.state_records().await?;
+    while records > users * 5 / 2 && waiting.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        records = system.state_records().await?;
+    }
+    println!(
+        "users.state holds {records} records after {:.0} s of waiting for the log cleaner ({} writes)",
+        waiting.elapsed().as_secs_f64(),
+        users * (args.updates + 1)
+    );
+    let churned = cold_starts(system, &client).await?;
+    println!("\nrestart after the updates vs over fresh users:");
+    let names = system::HOLDING_USERS.iter().copied().chain(["all three"]);
+    for ((name, fresh), churned) in names.zip(&fresh).zip(&churned) {
+        println!(
+            "  {name:<16} {:>6.2} s vs {:>6.2} s ({:+.0}%)",
+            churned.as_secs_f64(),
+            fresh.as_secs_f64(),
+            100.0 * (churned.as_secs_f64() / fresh.as_secs_f64() - 1.0)
+        );
+    }
+    Ok(())
 }
 
 /// Every process's peak memory, and the CPU it used since `before`.

@@ -19,6 +19,13 @@ const SERVICES: [(&str, &str, u16); 4] = [
     ("export-worker", "EXPORT_WORKER_ADMIN_ADDR", 59103),
 ];
 
+/// The services that hold users, in the order their digests are printed.
+pub(crate) const HOLDING_USERS: [&str; 3] = ["user-service", "api-gateway", "export-worker"];
+
+fn service(name: &str) -> anyhow::Result<(&'static str, &'static str, u16)> {
+    SERVICES.into_iter().find(|(n, _, _)| *n == name).with_context(|| format!("no service {name}"))
+}
+
 pub(crate) struct System {
     dir: PathBuf,
     children: Vec<(&'static str, Child)>,
@@ -37,7 +44,9 @@ fn script_env(dir: &Path) -> Vec<(String, String)> {
         ("BLOB_DIR", dir.join("blobs").display().to_string()),
         ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{GATEWAY_PORT}")),
         ("GATEWAY_COMMAND_TIMEOUT_MS", "30000".into()),
-        ("RUST_LOG", "warn,platform=info,import_worker=info,export_worker=info".into()),
+        ("RUST_LOG", "warn,platform=info,import_worker=info,export_worker=info,user_service=info".into()),
+        // Compaction within seconds, so the churn bench can wait for the log cleaner.
+        ("KAFKA_STATE_COMPACTION_LAG_MS", "10000".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -68,33 +77,95 @@ impl System {
 
     async fn start_services(&mut self) -> anyhow::Result<()> {
         script(&self.dir, &["deploy/schema-registry.sh", "start"]).await?;
-        for (name, admin_env, admin_port) in SERVICES {
-            let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
-            let child = Command::new(format!("target/release/{name}"))
-                .envs(script_env(&self.dir))
-                .env(admin_env, format!("127.0.0.1:{admin_port}"))
-                .stdout(Stdio::from(log.try_clone()?))
-                .stderr(Stdio::from(log))
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start target/release/{name}: run `cargo build --release` first"))?;
-            self.children.push((name, child));
+        for (name, _, _) in SERVICES {
+            self.spawn(name)?;
         }
-        let client = reqwest::Client::new();
-        for (name, _, admin_port) in SERVICES {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-            loop {
-                let ready = client.get(format!("http://127.0.0.1:{admin_port}/ready")).send().await;
-                if ready.is_ok_and(|r| r.status().is_success()) {
-                    break;
-                }
-                if tokio::time::Instant::now() > deadline {
-                    bail!("{name} not ready after 120s; see {}", self.dir.join(format!("{name}.log")).display());
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        for (name, _, _) in SERVICES {
+            self.wait_ready(name).await?;
         }
         Ok(())
+    }
+
+    fn spawn(&mut self, name: &'static str) -> anyhow::Result<()> {
+        let (_, admin_env, admin_port) = service(name)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(format!("{name}.log")))?;
+        let child = Command::new(format!("target/release/{name}"))
+            .envs(script_env(&self.dir))
+            .env(admin_env, format!("127.0.0.1:{admin_port}"))
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start target/release/{name}: run `cargo build --release` first"))?;
+        self.children.retain(|(n, _)| *n != name);
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    async fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
+        let (_, _, admin_port) = service(name)?;
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let ready = client.get(format!("http://127.0.0.1:{admin_port}/ready")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{name} not ready after 300s; see {}", self.dir.join(format!("{name}.log")).display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops `names` (SIGTERM, then waits for them to exit), starts them again and returns how
+    /// long they took, from their start, to be ready.
+    pub(crate) async fn restart(&mut self, names: &[&'static str]) -> anyhow::Result<Duration> {
+        for (_, child) in self.children.iter_mut().filter(|(n, _)| names.contains(n)) {
+            if let Some(pid) = child.id() {
+                Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+            }
+            tokio::time::timeout(Duration::from_secs(60), child.wait()).await.context("a service did not stop")??;
+        }
+        let started = std::time::Instant::now();
+        for name in names {
+            self.spawn(name)?;
+        }
+        for name in names {
+            self.wait_ready(name).await?;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// The resident memory of a service now (VmRSS, KiB).
+    pub(crate) fn rss(&self, name: &str) -> Option<u64> {
+        let pid = self.children.iter().find(|(n, _)| *n == name)?.1.id()?;
+        proc_status(pid, "VmRSS:")
+    }
+
+    /// The digests of the services holding users, once their positions agree (or after 60 s).
+    pub(crate) async fn digests(&self, client: &reqwest::Client) -> anyhow::Result<Vec<serde_json::Value>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut digests = Vec::new();
+            for name in HOLDING_USERS {
+                let (_, _, port) = service(name)?;
+                digests.push(client.get(format!("http://127.0.0.1:{port}/digest")).send().await?.json().await?);
+            }
+            let same = digests.windows(2).all(|p: &[serde_json::Value]| p[0]["positions"] == p[1]["positions"]);
+            if same || tokio::time::Instant::now() > deadline {
+                return Ok(digests);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How many records `users.state` holds now (read committed): what compaction leaves.
+    pub(crate) async fn state_records(&self) -> anyhow::Result<u64> {
+        let mut kafka = platform::KafkaConfig::from_env()?;
+        kafka.bootstrap_servers = format!("127.0.0.1:{KAFKA_PORT}");
+        let (count, _) = platform::kafka::replay(&kafka, "users.state", 0u64, |n, _| *n += 1).await?;
+        Ok(count)
     }
 
     pub(crate) fn gateway_url(&self) -> String {
@@ -176,8 +247,13 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 fn vm_hwm(pid: u32) -> Option<u64> {
+    proc_status(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmHWM:`, `VmRSS:`).
+fn proc_status(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// The size of one typical user event as it travels (Confluent header + Avro datum).

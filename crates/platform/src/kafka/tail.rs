@@ -79,11 +79,6 @@ impl Positions {
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
-    /// Next offsets per partition (for a consistent snapshot's bookkeeping).
-    pub fn snapshot(&self) -> HashMap<i32, i64> {
-        self.next.iter().map(|e| (*e.key(), *e.value())).collect()
-    }
-
     /// The offset of the last record applied per partition: what two readers of a topic
     /// compare (unlike the next offsets, it does not depend on whether a reader has stepped
     /// over a transaction's trailing commit marker).
@@ -177,9 +172,11 @@ impl Tail {
         };
         let mut times = TopicPartitionList::new();
         let mut never_written = true;
+        let mut highs = HashMap::new();
         for &partition in &partitions {
             let (low, high) = watermarks(&consumer, topic, partition, timeout).await?;
             never_written &= high == 0;
+            highs.insert(partition, high);
             let start = match &start_at {
                 StartAt::Beginning => low,
                 StartAt::End | StartAt::Since(_) => high,
@@ -205,8 +202,13 @@ impl Tail {
             let found = consumer.offsets_for_times(times, timeout)?;
             for element in found.elements() {
                 if let Offset::Offset(offset) = element.offset() {
-                    assignment.set_partition_offset(topic, element.partition(), Offset::Offset(offset))?;
-                    positions.next.insert(element.partition(), offset);
+                    let partition = element.partition();
+                    assignment.set_partition_offset(topic, partition, Offset::Offset(offset))?;
+                    positions.next.insert(partition, offset);
+                    // Caught up only once the records since then are applied.
+                    if let Some(&high) = highs.get(&partition).filter(|&&high| high > offset) {
+                        targets.insert(partition, high);
+                    }
                 }
             }
         }

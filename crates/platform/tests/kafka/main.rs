@@ -2,5 +2,6 @@
 
 mod consumer;
 mod helpers;
+mod tail;
 mod topics;
 mod transactions;

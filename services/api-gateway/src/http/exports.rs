@@ -78,12 +78,14 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
         body::export(&value)?
     };
     let (filter, columns) = spec.validate().map_err(ApiError::Invalid)?;
-    // Everything this gateway has applied, hence every write it has acknowledged.
+    // Everything this gateway has applied, hence every write it has acknowledged: the offset
+    // after the last event applied per partition (not the consumer's position, which may stand
+    // past a transaction marker another reader has not stepped over).
     let mut positions: Vec<EventPosition> = app
         .positions
-        .snapshot()
+        .last_applied()
         .into_iter()
-        .map(|(partition, next)| EventPosition { partition, offset: next })
+        .map(|(partition, last)| EventPosition { partition, offset: last + 1 })
         .collect();
     positions.sort_by_key(|p| p.partition);
     let export_id = Uuid::now_v7();

@@ -210,3 +210,59 @@ async fn a_deployment_from_before_the_state_topic_is_backfilled_on_first_start_a
     assert_eq!(read_all(system.topics.user_state.as_str()).await.len(), live.len());
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_sent_again_after_user_service_restarted_gets_its_first_outcome() {
+    use domain::command::{Command, CommandEnvelope, CreateUser};
+    use domain::reply::Outcome;
+
+    let mut system = TestSystem::start().await;
+    let kafka = platform::testing::kafka().await;
+    let topics = system.bound_topics().await;
+    let command = CommandEnvelope {
+        command_id: Uuid::now_v7(),
+        correlation_id: Uuid::now_v7(),
+        requester: "test".into(),
+        issued_at: Timestamp::now(),
+        command: Command::Create(CreateUser {
+            email: "twice@example.com".into(),
+            name: "T".into(),
+            age: None,
+            locale: None,
+        }),
+    };
+    let command_id = command.command_id;
+    let bytes = topics.user_commands.encode(command).unwrap();
+    let producer = Producer::new(&kafka, "test").unwrap();
+    let send = || producer.send(Record::new(topics.user_commands.name(), &bytes).key(b"twice@example.com"));
+    send().await.unwrap();
+    platform::testing::eventually("the first delivery applied", Duration::from_secs(30), || async {
+        let found = system.call(Method::GET, "/users?email=twice@example.com", None).await;
+        (found.body["items"].as_array().is_some_and(|items| items.len() == 1)).then_some(())
+    })
+    .await;
+
+    // Restarted, user-service knows the command from the replies of the de-duplication window.
+    system.stop_user_service().await;
+    system.start_user_service().await;
+    send().await.unwrap();
+    create(&system, "marker@example.com").await;
+
+    let mut outcomes = Vec::new();
+    for record in read_all(system.topics.user_replies.as_str()).await {
+        let reply: domain::reply::Reply = topics.user_replies.decode(&record).await.unwrap();
+        if reply.command_id == command_id {
+            outcomes.push(reply.outcome);
+        }
+    }
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    let users: Vec<Uuid> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Accepted(accepted) => accepted.user_id,
+            other => panic!("the second delivery is answered with the first outcome, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(users[0], users[1]);
+    system.stop().await;
+}
