@@ -74,33 +74,53 @@ impl UserView {
         Self::default()
     }
 
+    /// A view with room for `users` without growing (a rebuild knows about how many come).
+    pub fn with_capacity(users: usize) -> Self {
+        let inner = Inner {
+            users: DashMap::with_capacity_and_hasher(users, RandomState::new()),
+            emails: DashMap::with_capacity_and_hasher(users, RandomState::new()),
+            ..Inner::default()
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
     /// Applies `event`; returns false if it was not newer than what the view holds.
     pub fn apply(&self, event: &Event) -> bool {
-        let id = event.user_id();
-        let previous = self.inner.users.get(&id).map(|u| Arc::clone(&u));
-        if previous.as_ref().is_some_and(|p| p.version >= event.version()) {
-            return false;
-        }
         match event {
             Event::Created(user) | Event::Updated(user) => {
-                self.inner.users.insert(id, Arc::new(user.clone()));
-                let key = user.email.key();
-                match previous {
-                    Some(previous) => {
-                        let old = previous.email.key();
-                        if old != key {
-                            self.unclaim(&old, id);
-                            self.claim(key, id);
-                        }
-                    }
-                    None => {
-                        self.claim(key, id);
-                        self.inner.count.fetch_add(1, Ordering::Relaxed);
-                        self.order().insert(id);
-                    }
-                }
+                // Checked before cloning: a replayed event costs no copy.
+                self.is_newer(user.id, user.version) && self.put(user.clone())
             }
-            Event::Deleted { .. } => return previous.is_some() && self.remove(id),
+            Event::Deleted { user_id, version, .. } => self.is_newer(*user_id, *version) && self.remove(*user_id),
+        }
+    }
+
+    fn is_newer(&self, id: Uuid, version: u64) -> bool {
+        self.inner.users.get(&id).is_none_or(|known| known.version < version)
+    }
+
+    /// Holds `user` as its latest state unless the view holds that version or a newer one
+    /// (what a created or updated event, or a state record, says); false if it was not newer.
+    pub fn put(&self, user: User) -> bool {
+        let id = user.id;
+        let previous = self.inner.users.get(&id).map(|u| Arc::clone(&u));
+        if previous.as_ref().is_some_and(|p| p.version >= user.version) {
+            return false;
+        }
+        let key = user.email.key();
+        let old = previous.map(|p| p.email.key());
+        self.inner.users.insert(id, Arc::new(user));
+        match old {
+            Some(old) if old == key => {}
+            Some(old) => {
+                self.unclaim(&old, id);
+                self.claim(key, id);
+            }
+            None => {
+                self.claim(key, id);
+                self.inner.count.fetch_add(1, Ordering::Relaxed);
+                self.order().insert(id);
+            }
         }
         true
     }

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use contract::{events, state};
 use dashmap::DashMap;
-use domain::event::{Event, EventEnvelope, UserState};
+use domain::event::{EventEnvelope, UserState};
 use domain::reply::EventPosition;
 use domain::view::UserView;
 use uuid::Uuid;
@@ -40,6 +40,8 @@ pub mod headers {
 /// What a read of the users found, beside the view it filled.
 #[derive(Debug)]
 pub struct UsersRead {
+    /// The users, followed live until the shutdown `read_users` was given.
+    pub view: UserView,
     /// The events tail: its positions say how far the view has applied each partition.
     pub following: Following,
     /// Users read from the state topic (before the events).
@@ -56,23 +58,18 @@ impl ServiceBase {
     /// [`ServiceBase::read_users`] and followed until `shutdown`, its digest served at
     /// `/digest` on the admin port. Returns the view and how far it has applied the events.
     pub async fn users_projection(&self, shutdown: Shutdown) -> Result<(UserView, Positions), FollowError> {
-        let users = UserView::new();
-        let positions = self.read_users(&users, |_, _| {}, shutdown).await?.following.positions;
+        let read = self.read_users(|_, _| {}, shutdown).await?;
+        let (users, positions) = (read.view, read.following.positions);
         let source = (users.clone(), positions.clone());
         self.admin_route("/digest", digest_route(self.name, move || source.clone()));
         Ok((users, positions))
     }
 
-    /// Fills `view` from `users.state` then `users.events` (see the module), handing every event
-    /// applied and its position to `on_event`; returns once caught up with where both topics
-    /// ended. The readiness check `users` fails until then. The events are followed until
-    /// `shutdown`.
-    pub async fn read_users<F>(
-        &self,
-        view: &UserView,
-        on_event: F,
-        shutdown: Shutdown,
-    ) -> Result<UsersRead, FollowError>
+    /// Fills a view from `users.state` then `users.events` (see the module), handing every
+    /// event applied and its position to `on_event`; returns once caught up with where both
+    /// topics ended. The readiness check `users` fails until then. The events are followed
+    /// until `shutdown`.
+    pub async fn read_users<F>(&self, on_event: F, shutdown: Shutdown) -> Result<UsersRead, FollowError>
     where
         F: Fn(&EventEnvelope, EventPosition) + Send + Sync + 'static,
     {
@@ -82,6 +79,9 @@ impl ServiceBase {
         let tail =
             Tail::start(&self.kafka, state_topic.name(), StartAt::Beginning).await?.dead_letters(self.dead_letters());
         let state_never_written = tail.never_written();
+        // Sized for every record of the state topic: the maps never grow (and copy) meanwhile.
+        let view = UserView::with_capacity(usize::try_from(tail.backlog()).unwrap_or(0));
+        let view = &view;
         let state_dead_lettered = tail.dead_lettered();
         let from_state = FromState {
             view: view.clone(),
@@ -124,7 +124,7 @@ impl ServiceBase {
             events_topic.name()
         );
         self.health.ready("users", format!("{} users", view.len()));
-        Ok(UsersRead { following, from_state, state_never_written, dead_lettered })
+        Ok(UsersRead { view: view.clone(), following, from_state, state_never_written, dead_lettered })
     }
 }
 
@@ -192,7 +192,7 @@ impl FromState {
         };
         let state: UserState = self.topic.decode(message).await?;
         self.reflect(message, state.event)?;
-        self.view.apply(&Event::Updated(state.user));
+        self.view.put(state.user);
         Ok(())
     }
 }

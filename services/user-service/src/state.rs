@@ -77,14 +77,14 @@ impl State {
     /// Reads the users and the recent outcomes from Kafka (see the module).
     pub(crate) async fn rebuild(base: &ServiceBase) -> anyhow::Result<Rebuilt> {
         let started = Instant::now();
-        let state = Self::default();
         let partitions: Arc<DashMap<Uuid, i32>> = Arc::default();
         let seen = Arc::clone(&partitions);
         let on_event = move |envelope: &domain::event::EventEnvelope, at: EventPosition| {
             seen.insert(envelope.event.user_id(), at.partition);
         };
         let stop = Shutdown::new();
-        let read = base.read_users(&state.users, on_event, stop.clone()).await?;
+        let read = base.read_users(on_event, stop.clone()).await?;
+        let state = Self { users: read.view.clone(), ..Self::default() };
         stop.trigger();
         let _ = read.following.task.await;
         for (partition, offset) in read.following.positions.last_applied() {

@@ -46,7 +46,11 @@ pub(crate) fn consumer_config(config: &KafkaConfig, client_id: &str) -> ClientCo
     cfg.set("fetch.min.bytes", config.fetch_min_bytes.to_string())
         .set("fetch.wait.max.ms", config.fetch_wait_max_ms.to_string())
         // Records of aborted transactions are never seen, nor those of open ones until commit.
-        .set("isolation.level", "read_committed");
+        .set("isolation.level", "read_committed")
+        // When the local queue is full, fetch again as soon as it drains below the threshold
+        // (librdkafka waits a whole second by default): reading a large topic to its end (a
+        // cold start) is otherwise mostly spent waiting. Measured by `just bench`.
+        .set("fetch.queue.backoff.ms", "10");
     cfg
 }
 

@@ -38,3 +38,20 @@ async fn a_tail_after_given_positions_reads_exactly_what_follows_them() {
     let seen = read_until_caught_up(&fx, StartAt::After(HashMap::from([(0, 99)]))).await;
     assert_eq!(seen, all[100..]);
 }
+
+#[tokio::test]
+async fn a_tail_catches_up_over_committed_and_aborted_transactions_at_the_end_of_a_topic() {
+    let fx = Fixture::new().await;
+    fx.produce(&["plain"]).await;
+    let producer =
+        platform::kafka::Producer::transactional(&fx.kafka, "test", &platform::testing::unique("test-tx")).unwrap();
+    producer.init_transactions().await.unwrap();
+    producer.begin().await.unwrap();
+    producer.send(platform::kafka::Record::new(&fx.topic, b"committed")).await.unwrap();
+    producer.commit().await.unwrap();
+    producer.begin().await.unwrap();
+    producer.send(platform::kafka::Record::new(&fx.topic, b"aborted")).await.unwrap();
+    producer.abort().await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(20), read_until_caught_up(&fx, StartAt::Beginning)).await;
+    assert_eq!(read.expect("caught up despite the trailing markers"), ["plain", "committed"]);
+}
