@@ -74,16 +74,6 @@ impl UserView {
         Self::default()
     }
 
-    /// A view with room for `users` without growing (a rebuild knows about how many come).
-    pub fn with_capacity(users: usize) -> Self {
-        let inner = Inner {
-            users: DashMap::with_capacity_and_hasher(users, RandomState::new()),
-            emails: DashMap::with_capacity_and_hasher(users, RandomState::new()),
-            ..Inner::default()
-        };
-        Self { inner: Arc::new(inner) }
-    }
-
     /// Applies `event`; returns false if it was not newer than what the view holds.
     pub fn apply(&self, event: &Event) -> bool {
         match event {

@@ -79,9 +79,9 @@ impl ServiceBase {
         let tail =
             Tail::start(&self.kafka, state_topic.name(), StartAt::Beginning).await?.dead_letters(self.dead_letters());
         let state_never_written = tail.never_written();
-        // Sized for every record of the state topic: the maps never grow (and copy) meanwhile.
-        let view = UserView::with_capacity(usize::try_from(tail.backlog()).unwrap_or(0));
-        let view = &view;
+        // Not sized ahead: the offsets of a compacted topic say little about how many records
+        // are left in it (sizing by them held memory for a million users over ten thousand).
+        let view = &UserView::new();
         let state_dead_lettered = tail.dead_lettered();
         let from_state = FromState {
             view: view.clone(),
@@ -123,6 +123,7 @@ impl ServiceBase {
             state_topic.name(),
             events_topic.name()
         );
+        metrics::gauge!("projection_users").set(view.len() as f64);
         self.health.ready("users", format!("{} users", view.len()));
         Ok(UsersRead { view: view.clone(), following, from_state, state_never_written, dead_lettered })
     }

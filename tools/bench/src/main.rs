@@ -222,6 +222,15 @@ async fn churn(args: &Args, system: &mut System) -> anyhow::Result<()> {
         }
     }
     println!("\n{} updates of each of the {users} users in {:.1} s", args.updates, started.elapsed().as_secs_f64());
+    // Only closed segments are compacted, and a segment rolls on a write once it is older than
+    // the compaction lag: a few writes to every partition after it, as a live system has.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut rolling = String::from("email,name,age\n");
+    for i in 0..60 {
+        rolling.push_str(&format!("roll{i}@bench.example,Roll {i},30\n"));
+    }
+    import(system, &client, rolling.into_bytes(), "create").await?;
+    let users = users + 60;
     let waiting = Instant::now();
     let mut records = system.state_records().await?;
     while records > users * 5 / 2 && waiting.elapsed() < Duration::from_secs(300) {

@@ -231,13 +231,6 @@ impl Tail {
         self
     }
 
-    /// How many offsets lie between where the tail starts and where the topic ended when it
-    /// started: an upper bound of the records it reads until caught up.
-    pub fn backlog(&self) -> u64 {
-        let start = |partition| self.positions.next.get(partition).map_or(0, |next| *next);
-        self.targets.iter().map(|(partition, target)| u64::try_from(target - start(partition)).unwrap_or(0)).sum()
-    }
-
     /// Whether nothing was ever written to the topic when the tail started (as opposed to
     /// records that were all compacted or deleted away).
     pub fn never_written(&self) -> bool {
