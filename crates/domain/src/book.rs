@@ -1,6 +1,8 @@
 //! The latest status of every bulk job (imports, exports), as read from its status topic: each
 //! reader keeps a book. A status only moves forward, so a replayed or late record never makes a
-//! job look less done than a reader already saw.
+//! job look less done than a reader already saw. A finished job is forgotten some time after it
+//! finished (its worker writes a tombstone on the compacted status topic), so a book holds the
+//! recent jobs, not every job ever.
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ pub trait JobStatus: Clone {
     fn requested_at(&self) -> Timestamp;
     /// This status, never behind `previous` (what readers may already have seen).
     fn not_behind(self, previous: &Self) -> Self;
+    /// When it finished; `None` while it is queued or running.
+    fn finished_at(&self) -> Option<Timestamp>;
 }
 
 #[derive(Debug)]
@@ -50,6 +54,16 @@ impl<S: JobStatus> StatusBook<S> {
         }
     }
 
+    /// Forgets `job_id` (its tombstone was read); false if the book did not hold it.
+    pub fn remove(&self, job_id: Uuid) -> bool {
+        self.statuses.remove(&job_id).is_some()
+    }
+
+    /// The jobs that finished before `cutoff`: those to forget.
+    pub fn finished_before(&self, cutoff: Timestamp) -> Vec<S> {
+        self.statuses.iter().filter(|s| s.finished_at().is_some_and(|at| at < cutoff)).map(|s| s.clone()).collect()
+    }
+
     pub fn get(&self, job_id: Uuid) -> Option<S> {
         self.statuses.get(&job_id).map(|s| s.clone())
     }
@@ -65,5 +79,46 @@ impl<S: JobStatus> StatusBook<S> {
     /// Every job, in no particular order.
     pub fn all(&self) -> Vec<S> {
         self.statuses.iter().map(|s| s.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Job {
+        id: Uuid,
+        finished_at: Option<Timestamp>,
+    }
+
+    impl JobStatus for Job {
+        fn job_id(&self) -> Uuid {
+            self.id
+        }
+        fn requested_at(&self) -> Timestamp {
+            Timestamp::from_millis(0)
+        }
+        fn not_behind(self, previous: &Self) -> Self {
+            if previous.finished_at.is_some() { previous.clone() } else { self }
+        }
+        fn finished_at(&self) -> Option<Timestamp> {
+            self.finished_at
+        }
+    }
+
+    #[test]
+    fn only_jobs_finished_before_the_cutoff_are_due_and_a_removed_job_is_gone() {
+        let book = StatusBook::default();
+        let job = |ms: Option<i64>| Job { id: Uuid::now_v7(), finished_at: ms.map(Timestamp::from_millis) };
+        let (old, recent, running) = (job(Some(1_000)), job(Some(5_000)), job(None));
+        for j in [&old, &recent, &running] {
+            book.apply(j.clone());
+        }
+        assert_eq!(book.finished_before(Timestamp::from_millis(2_000)), vec![old.clone()]);
+        assert!(book.remove(old.id));
+        assert!(!book.remove(old.id));
+        assert_eq!(book.get(old.id), None);
+        assert_eq!(book.all().len(), 2);
     }
 }

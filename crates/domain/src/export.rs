@@ -254,6 +254,10 @@ impl JobStatus for ExportStatus {
         self.export_id
     }
 
+    fn finished_at(&self) -> Option<Timestamp> {
+        self.finished_at
+    }
+
     fn requested_at(&self) -> Timestamp {
         self.requested_at
     }

@@ -127,6 +127,10 @@ impl JobStatus for ImportStatus {
         self.import_id
     }
 
+    fn finished_at(&self) -> Option<Timestamp> {
+        self.finished_at
+    }
+
     fn requested_at(&self) -> Timestamp {
         self.requested_at
     }

@@ -16,6 +16,7 @@
 pub mod blobs;
 pub mod config;
 pub mod health;
+pub mod jobs;
 pub mod kafka;
 pub mod registry;
 pub mod service;

@@ -13,13 +13,12 @@ use tokio::net::TcpListener;
 
 use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
 use crate::health::{self, Health};
+use crate::kafka::DeadLetters;
 use crate::kafka::topics;
 use crate::kafka::{self, Producer};
-use crate::kafka::{DeadLetters, FollowError, Following, StartAt, Tail};
 use crate::registry::Registry;
 use crate::shutdown::Shutdown;
-use crate::topic::{Topic, Topics};
-use contract::{MappingError, Record};
+use crate::topic::Topics;
 
 /// A service as the common `main` runs it: configuration from flags and environment, a build
 /// that binds, connects and catches up, then a run until shutdown.
@@ -167,30 +166,6 @@ impl ServiceBase {
             topic: self.topics.dead_letters.clone(),
             reader: self.name.to_owned(),
         }
-    }
-
-    /// Builds a read model of `topic` (a projection, a status book) before the service serves:
-    /// the readiness check `check` fails until the topic has been read from its beginning to
-    /// where it ended, every record handed to `apply` as an `M`; the topic is then followed
-    /// until `shutdown`.
-    pub async fn read_model<R, M, F>(
-        &self,
-        check: &'static str,
-        topic: &Topic<R>,
-        apply: F,
-        shutdown: Shutdown,
-    ) -> Result<Following, FollowError>
-    where
-        R: Record,
-        M: TryFrom<R> + Send + 'static,
-        MappingError: From<M::Error>,
-        F: Fn(M) + Send + Sync + 'static,
-    {
-        self.health.not_ready(check, format!("reading {}", topic.name()));
-        let tail = Tail::start(&self.kafka, topic.name(), StartAt::Beginning).await?.dead_letters(self.dead_letters());
-        let following = tail.follow(topic.applying(apply), shutdown).await?;
-        self.health.ready(check, format!("caught up with {}", topic.name()));
-        Ok(following)
     }
 
     /// Adds a route to the admin listener (before it is served).

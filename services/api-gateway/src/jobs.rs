@@ -52,8 +52,7 @@ where
         shutdown: &Shutdown,
     ) -> anyhow::Result<Self> {
         let book = StatusBook::<S>::default();
-        let into = book.clone();
-        let following = base.read_model(check, statuses, move |s: S| into.apply(s), shutdown.clone()).await?;
+        let following = base.read_book(check, statuses, &book, shutdown.clone()).await?;
         Ok(Self {
             book,
             statuses: statuses.clone(),

@@ -38,6 +38,10 @@ pub struct Config {
     #[arg(long, env = "EXPORT_WORKER_RETENTION_SECS", default_value_t = 86_400)]
     pub retention_secs: u64,
 
+    /// A finished export (its status) is forgotten this long after it finished.
+    #[arg(long, env = "EXPORT_WORKER_JOB_RETENTION_SECS", default_value_t = 7 * 86_400)]
+    pub job_retention_secs: u64,
+
     #[command(flatten)]
     pub blobs: BlobConfig,
 

@@ -56,9 +56,7 @@ impl Service for Application {
         let topics = &base.topics;
 
         let book = ExportBook::default();
-        let into = book.clone();
-        let apply = move |status: ExportStatus| into.apply(status);
-        base.read_model("exports", &topics.export_status, apply, shutdown.clone()).await?;
+        base.read_book("exports", &topics.export_status, &book, shutdown.clone()).await?;
 
         let exporter = Exporter {
             producer: base.producer.clone(),
@@ -83,7 +81,8 @@ impl Service for Application {
             ConsumerSettings::new(&self.config.consumer_group, &[topics.export_requests.name()], &topics.dead_letters);
         let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?;
         let retention = Duration::from_secs(self.config.retention_secs);
-        let expiry = expire_old_files(self.exporter.clone(), retention, shutdown.clone());
+        let keep = Duration::from_secs(self.config.job_retention_secs);
+        let expiry = expire_old_files(self.exporter.clone(), retention, keep, shutdown.clone());
         let handler = ExportRequests {
             exporter: self.exporter,
             requests: topics.export_requests.clone(),
@@ -109,18 +108,24 @@ impl Handler for ExportRequests {
     }
 }
 
-/// Sweeps for expired exports a few times per retention period (at least every minute).
-async fn expire_old_files(exporter: Exporter, retention: Duration, shutdown: Shutdown) {
-    let period = (retention / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
-    let mut every = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => return,
-            _ = every.tick() => {
-                if let Err(error) = exporter.expire(retention).await {
-                    tracing::warn!(%error, "cannot expire old exports yet");
-                }
-            }
+/// Expires export files older than `retention` and forgets exports finished more than
+/// `keep` ago, a few times per retention period.
+async fn expire_old_files(exporter: Exporter, retention: Duration, keep: Duration, shutdown: Shutdown) {
+    let exporter = &exporter;
+    platform::jobs::every(platform::jobs::sweep_period(retention.min(keep)), shutdown, || async move {
+        if let Err(error) = exporter.expire(retention).await {
+            tracing::warn!(%error, "cannot expire old exports yet");
         }
-    }
+        let remove_file = |status: &ExportStatus| {
+            if let Some(blob) = &status.blob {
+                exporter.blobs.remove(blob);
+            }
+        };
+        let forgotten =
+            platform::jobs::forget_finished(&exporter.book, &exporter.statuses, &exporter.producer, keep, remove_file);
+        if let Err(error) = forgotten.await {
+            tracing::warn!(%error, "cannot forget finished exports yet");
+        }
+    })
+    .await;
 }

@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(long, env = "IMPORT_WORKER_MAX_IN_FLIGHT_ROWS", default_value_t = 200_000)]
     pub max_in_flight_rows: usize,
 
+    /// A finished import (its status and error report) is forgotten this long after it
+    /// finished.
+    #[arg(long, env = "IMPORT_WORKER_JOB_RETENTION_SECS", default_value_t = 7 * 86_400)]
+    pub job_retention_secs: u64,
+
     /// How often progress is published while an import runs.
     #[arg(long, env = "IMPORT_WORKER_PROGRESS_INTERVAL_MS", default_value_t = 500)]
     pub progress_interval_ms: u64,

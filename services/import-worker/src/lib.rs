@@ -55,9 +55,7 @@ impl Service for Application {
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
         let book = ImportBook::default();
-        let into = book.clone();
-        let apply = move |status: ImportStatus| into.apply(status);
-        base.read_model("imports", &topics.import_status, apply, shutdown.clone()).await?;
+        base.read_book("imports", &topics.import_status, &book, shutdown.clone()).await?;
         let router = Router::default();
         let replies = Tail::start(&base.kafka, topics.user_replies.name(), StartAt::End).await?;
         replies
@@ -93,10 +91,34 @@ impl Service for Application {
             requests: topics.import_requests.clone(),
             shutdown: shutdown.clone(),
         };
-        let (_, admin) =
-            tokio::join!(consumer.run(&handler, shutdown.clone()), self.base.serve_until_stopped(shutdown));
+        let keep = Duration::from_secs(self.config.job_retention_secs);
+        let forgetting = forget_finished_imports(&handler.importer, keep, shutdown.clone());
+        let (_, (), admin) =
+            tokio::join!(consumer.run(&handler, shutdown.clone()), forgetting, self.base.serve_until_stopped(shutdown));
         admin
     }
+}
+
+/// Forgets imports finished more than `keep` ago, and their error reports.
+async fn forget_finished_imports(importer: &Importer, keep: Duration, shutdown: Shutdown) {
+    let remove_report = |status: &ImportStatus| {
+        if let Some(blob) = &status.errors_blob {
+            importer.blobs.remove(blob);
+        }
+    };
+    platform::jobs::every(platform::jobs::sweep_period(keep), shutdown, || async {
+        let forgotten = platform::jobs::forget_finished(
+            &importer.book,
+            &importer.statuses,
+            &importer.producer,
+            keep,
+            remove_report,
+        );
+        if let Err(error) = forgotten.await {
+            tracing::warn!(%error, "cannot forget finished imports yet");
+        }
+    })
+    .await;
 }
 
 struct ImportRequests {

@@ -77,6 +77,8 @@ pub struct Options {
     pub blob_dir: PathBuf,
     pub import_worker: bool,
     pub export_worker: bool,
+    /// How long the workers keep finished jobs (their defaults if not set).
+    pub job_retention: Option<Duration>,
 }
 
 impl Default for Options {
@@ -87,7 +89,20 @@ impl Default for Options {
             blob_dir: std::env::temp_dir().join(unique("test-blobs")),
             import_worker: false,
             export_worker: false,
+            job_retention: None,
         }
+    }
+}
+
+/// A command creating `email`, as a client other than the gateway would send it.
+pub fn create_command(email: &str, name: &str) -> domain::command::CommandEnvelope {
+    use domain::command::{Command, CommandEnvelope, CreateUser};
+    CommandEnvelope {
+        command_id: uuid::Uuid::now_v7(),
+        correlation_id: uuid::Uuid::now_v7(),
+        requester: "test".into(),
+        issued_at: domain::time::Timestamp::now(),
+        command: Command::Create(CreateUser { email: email.into(), name: name.into(), age: None, locale: None }),
     }
 }
 
@@ -343,6 +358,9 @@ async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.consumer_group = format!("{}-worker", topics.import_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
+    if let Some(keep) = options.job_retention {
+        config.job_retention_secs = keep.as_secs();
+    }
     run(build::<import_worker::Application>(config).await)
 }
 

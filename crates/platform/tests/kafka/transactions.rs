@@ -85,6 +85,27 @@ impl Setup {
         Consumer::transactional(&self.fx.kafka, settings, producer.clone()).expect("consumer")
     }
 
+    /// Runs a well-behaved copier with `producer` until all `messages` are committed, checks
+    /// each was copied exactly once, and stops it cleanly.
+    async fn copy_everything(&self, producer: &Producer, batch: usize, messages: usize) {
+        let handler = self.handler(producer, vec![], false);
+        let shutdown = Shutdown::new();
+        let stop = shutdown.clone();
+        let consumer = self.consumer(producer);
+        let run =
+            tokio::spawn(
+                async move { consumer.run_transactional(&handler, batch, Duration::from_secs(3), stop).await },
+            );
+        let counts = platform::testing::eventually("every copy committed", Duration::from_secs(60), || async {
+            let counts = self.committed().await;
+            (counts.len() == messages).then_some(counts)
+        })
+        .await;
+        exactly_once(&counts, messages);
+        shutdown.trigger();
+        run.await.unwrap().expect("a clean stop");
+    }
+
     /// Every committed record of the output topic, by payload.
     async fn committed(&self) -> HashMap<String, usize> {
         let (counts, _) =
@@ -117,19 +138,7 @@ async fn an_abandoned_batch_leaves_nothing_visible_and_is_consumed_again_after_t
     assert!(setup.committed().await.is_empty(), "nothing of an aborted transaction is visible");
 
     // "Rebuilt": a new consumer of the same group goes on from the last committed offsets.
-    let handler = setup.handler(&producer, vec![], false);
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    let consumer = setup.consumer(&producer);
-    let run = tokio::spawn(async move { consumer.run_transactional(&handler, 7, Duration::from_secs(3), stop).await });
-    let counts = platform::testing::eventually("every copy committed", Duration::from_secs(30), || async {
-        let counts = setup.committed().await;
-        (counts.len() == 40).then_some(counts)
-    })
-    .await;
-    exactly_once(&counts, 40);
-    shutdown.trigger();
-    run.await.unwrap().expect("a clean stop");
+    setup.copy_everything(&producer, 7, 40).await;
 }
 
 #[tokio::test]
@@ -154,19 +163,7 @@ async fn a_process_dying_mid_transaction_leaves_nothing_visible_and_its_successo
     dying.abort();
     let _ = dying.await;
     drop(producer);
-    let handler = setup.handler(&successor, vec![], false);
-    let shutdown = Shutdown::new();
-    let stop = shutdown.clone();
-    let consumer = setup.consumer(&successor);
-    let run = tokio::spawn(async move { consumer.run_transactional(&handler, 5, Duration::from_secs(3), stop).await });
-    let counts = platform::testing::eventually("every copy committed", Duration::from_secs(60), || async {
-        let counts = setup.committed().await;
-        (counts.len() == 30).then_some(counts)
-    })
-    .await;
-    exactly_once(&counts, 30);
-    shutdown.trigger();
-    run.await.unwrap().expect("a clean stop");
+    setup.copy_everything(&successor, 5, 30).await;
 }
 
 #[tokio::test]

@@ -1,12 +1,9 @@
 use std::time::Duration;
 
-use domain::command::{Command, CommandEnvelope, CreateUser};
-use domain::time::Timestamp;
 use futures::future::join_all;
 use platform::kafka::{Producer, Record};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use uuid::Uuid;
 
 use system_tests::{TestSystem, call};
 
@@ -32,18 +29,7 @@ async fn the_same_command_delivered_twice_creates_one_user() {
     let system = TestSystem::start().await;
     let kafka = platform::testing::kafka().await;
     let topics = system.bound_topics().await;
-    let command = CommandEnvelope {
-        command_id: Uuid::now_v7(),
-        correlation_id: Uuid::now_v7(),
-        requester: "test".into(),
-        issued_at: Timestamp::now(),
-        command: Command::Create(CreateUser {
-            email: "once@example.com".into(),
-            name: "Once".into(),
-            age: None,
-            locale: None,
-        }),
-    };
+    let command = system_tests::create_command("once@example.com", "Once");
     let bytes = topics.user_commands.encode(command).unwrap();
     let producer = Producer::new(&kafka, "test").unwrap();
     for _ in 0..2 {

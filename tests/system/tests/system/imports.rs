@@ -139,3 +139,27 @@ async fn a_locale_column_sets_locales_and_an_empty_cell_keeps_an_upserted_users_
     );
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_finished_import_is_forgotten_after_its_retention_even_by_a_restarted_gateway() {
+    let options = system_tests::Options {
+        import_worker: true,
+        job_retention: Some(Duration::from_secs(1)),
+        ..system_tests::Options::default()
+    };
+    let mut system = TestSystem::start_with(options).await;
+    let id = upload(&system, b"email,name\nforgotten@example.com,F\n", None).await;
+    let statuses = crate::support::wait_import(&system, &id, Duration::from_secs(60)).await;
+    assert_eq!(statuses.last().unwrap()["status"], "completed");
+    platform::testing::eventually("the import forgotten", Duration::from_secs(30), || async {
+        let status = system.call(Method::GET, &format!("/imports/{id}"), None).await;
+        (status.status == reqwest::StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    system.restart_gateway().await;
+    let status = system.call(Method::GET, &format!("/imports/{id}"), None).await;
+    assert_eq!(status.status, reqwest::StatusCode::NOT_FOUND, "the tombstone holds after a rebuild");
+    let found = system.call(Method::GET, "/users?email=forgotten@example.com", None).await;
+    assert_eq!(found.body["items"].as_array().unwrap().len(), 1, "the user stays, only the job is forgotten");
+    system.stop().await;
+}

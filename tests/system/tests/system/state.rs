@@ -213,24 +213,12 @@ async fn a_deployment_from_before_the_state_topic_is_backfilled_on_first_start_a
 
 #[tokio::test]
 async fn a_command_sent_again_after_user_service_restarted_gets_its_first_outcome() {
-    use domain::command::{Command, CommandEnvelope, CreateUser};
     use domain::reply::Outcome;
 
     let mut system = TestSystem::start().await;
     let kafka = platform::testing::kafka().await;
     let topics = system.bound_topics().await;
-    let command = CommandEnvelope {
-        command_id: Uuid::now_v7(),
-        correlation_id: Uuid::now_v7(),
-        requester: "test".into(),
-        issued_at: Timestamp::now(),
-        command: Command::Create(CreateUser {
-            email: "twice@example.com".into(),
-            name: "T".into(),
-            age: None,
-            locale: None,
-        }),
-    };
+    let command = system_tests::create_command("twice@example.com", "T");
     let command_id = command.command_id;
     let bytes = topics.user_commands.encode(command).unwrap();
     let producer = Producer::new(&kafka, "test").unwrap();
