@@ -190,6 +190,17 @@ impl TransactionalHandler for CommandHandler {
             }
         }
 
+        // 1b. A command answered before the last restart: its outcome, from the reply kept then.
+        for (_, envelope) in &commands {
+            if let Err(error) = self.state.restore(envelope.command_id, &self.topics.replies).await {
+                if error.is_retryable() {
+                    return Err(BatchFailed::Retry(error.into()));
+                }
+                // Undecodable: the command is decided again, as if never answered.
+                tracing::warn!(command_id = %envelope.command_id, %error, "a kept reply cannot be read");
+            }
+        }
+
         // 2. Decide, in order.
         let now = Timestamp::now();
         let mut decided: Vec<(usize, Decided)> = Vec::with_capacity(commands.len());

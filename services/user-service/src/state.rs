@@ -6,8 +6,11 @@
 //! like every projection reads them (`platform::users`: `users.state`, then the events from
 //! where it ends) and the outcomes from the replies of the last [`DEDUP_WINDOW`]: each batch's
 //! events, state records and replies are committed in one transaction, so the replies hold
-//! the outcome of every command whose effects exist. Outcomes older than the window are
-//! forgotten, so memory follows the live users and the recent commands, not the history.
+//! the outcome of every command whose effects exist. The replies are kept as they came, by
+//! command id (a batch's reply under the batch's id), and decoded only when that command comes
+//! again ([`State::restore`]): a restart does not pay for decoding a day of outcomes. Outcomes
+//! older than the window are forgotten, so memory follows the live users and the recent
+//! commands, not the history.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub(crate) struct State {
     pub(crate) users: UserView,
     /// Command id -> its outcome and when it was decided (milliseconds since the epoch).
     outcomes: Arc<DashMap<Uuid, (Recorded, i64), ahash::RandomState>>,
+    /// Replies read on the rebuild, not decoded yet: command id -> the reply's record and
+    /// when it was written.
+    replied: Arc<DashMap<Uuid, (Incoming, i64), ahash::RandomState>>,
     /// The last event applied per partition of the events topic (read, then written).
     pub(crate) positions: Positions,
 }
@@ -63,15 +69,59 @@ impl State {
     }
 
     pub(crate) fn remembered(&self) -> usize {
-        self.outcomes.len()
+        self.outcomes.len() + self.replied.len()
+    }
+
+    /// Decodes the reply to `command_id` read on the rebuild, if there is one, into outcomes
+    /// (every row's, for a batch): call it before deciding a command.
+    pub(crate) async fn restore(
+        &self,
+        command_id: Uuid,
+        replies: &Topic<contract::replies::UserCommandReply>,
+    ) -> Result<(), HandleError> {
+        let Some((_, (record, at))) = self.replied.remove(&command_id) else { return Ok(()) };
+        let reply: Reply = match replies.decode(&record).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                let retryable = error.is_retryable();
+                if retryable {
+                    self.replied.insert(command_id, (record, at));
+                }
+                return Err(error.into());
+            }
+        };
+        self.record_reply(reply, at);
+        Ok(())
+    }
+
+    fn record_reply(&self, reply: Reply, at: i64) {
+        let record = |command_id, recorded| {
+            self.outcomes.insert(command_id, (recorded, at));
+        };
+        match reply.outcome {
+            Outcome::Rejected(rejection) => record(reply.command_id, Recorded::Rejected(rejection)),
+            Outcome::Accepted(accepted) => {
+                record(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
+            }
+            Outcome::Batch(items) => {
+                for item in items {
+                    let recorded = match item.result {
+                        Ok(user_id) => Recorded::Accepted { user_id, event: None },
+                        Err(rejection) => Recorded::Rejected(rejection),
+                    };
+                    record(item.command_id, recorded);
+                }
+            }
+        }
     }
 
     /// Forgets the outcomes of commands decided longer ago than the de-duplication window.
     pub(crate) fn expire(&self) -> usize {
         let oldest = Timestamp::now().millis() - DEDUP_WINDOW.as_millis() as i64;
-        let before = self.outcomes.len();
+        let before = self.remembered();
         self.outcomes.retain(|_, (_, at)| *at >= oldest);
-        before - self.outcomes.len()
+        self.replied.retain(|_, (_, at)| *at >= oldest);
+        before - self.remembered()
     }
 
     /// Reads the users and the recent outcomes from Kafka (see the module).
@@ -100,12 +150,12 @@ impl State {
             .await?
             .dead_letters(base.dead_letters());
         let stop = Shutdown::new();
-        let reading = tail.follow(FromReplies { state: state.clone(), topic: replies.clone() }, stop.clone()).await?;
+        let reading = tail.follow(FromReplies { state: state.clone() }, stop.clone()).await?;
         stop.trigger();
         let _ = reading.task.await;
         tracing::info!(
             users = state.users.len(),
-            commands = state.outcomes.len(),
+            commands = state.remembered(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "state rebuilt from Kafka"
         );
@@ -113,33 +163,17 @@ impl State {
     }
 }
 
+/// Keeps each reply of the window by its command id (the record's key), undecoded.
 struct FromReplies {
     state: State,
-    topic: Topic<contract::replies::UserCommandReply>,
 }
 
 impl Handler for FromReplies {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
-        let reply: Reply = self.topic.decode(message).await?;
+        let command_id = message.key.as_deref().and_then(|key| Uuid::try_parse_ascii(key).ok());
+        let command_id = command_id.ok_or_else(|| HandleError::permanent("a reply whose key is not a command id"))?;
         let at = message.timestamp_ms.unwrap_or_else(|| Timestamp::now().millis());
-        let record = |command_id, recorded| {
-            self.state.outcomes.insert(command_id, (recorded, at));
-        };
-        match reply.outcome {
-            Outcome::Rejected(rejection) => record(reply.command_id, Recorded::Rejected(rejection)),
-            Outcome::Accepted(accepted) => {
-                record(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
-            }
-            Outcome::Batch(items) => {
-                for item in items {
-                    let recorded = match item.result {
-                        Ok(user_id) => Recorded::Accepted { user_id, event: None },
-                        Err(rejection) => Recorded::Rejected(rejection),
-                    };
-                    record(item.command_id, recorded);
-                }
-            }
-        }
+        self.state.replied.insert(command_id, (message.clone(), at));
         Ok(())
     }
 }

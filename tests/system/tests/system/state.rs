@@ -212,45 +212,64 @@ async fn a_deployment_from_before_the_state_topic_is_backfilled_on_first_start_a
 }
 
 #[tokio::test]
-async fn a_command_sent_again_after_user_service_restarted_gets_its_first_outcome() {
+async fn commands_sent_again_after_user_service_restarted_get_their_first_outcomes() {
+    use domain::command::{BatchItem, Command, CreateUser};
     use domain::reply::Outcome;
 
     let mut system = TestSystem::start().await;
     let kafka = platform::testing::kafka().await;
     let topics = system.bound_topics().await;
-    let command = system_tests::create_command("twice@example.com", "T");
-    let command_id = command.command_id;
-    let bytes = topics.user_commands.encode(command).unwrap();
+    // A single command, and a batch of two rows (as an import sends them).
+    let single = system_tests::create_command("twice@example.com", "T");
+    let mut batch = system_tests::create_command("unused@example.com", "U");
+    let row = |email: &str, line| BatchItem {
+        command_id: Uuid::now_v7(),
+        line,
+        upsert: false,
+        user: CreateUser { email: email.into(), name: "R".into(), age: None, locale: None },
+    };
+    batch.command = Command::Batch(vec![row("row1@example.com", 2), row("row2@example.com", 3)]);
+    let ids = [single.command_id, batch.command_id];
+    let records: Vec<(String, Vec<u8>)> =
+        [single, batch].into_iter().map(|c| (c.command.key(), topics.user_commands.encode(c).unwrap())).collect();
     let producer = Producer::new(&kafka, "test").unwrap();
-    let send = || producer.send(Record::new(topics.user_commands.name(), &bytes).key(b"twice@example.com"));
-    send().await.unwrap();
-    platform::testing::eventually("the first delivery applied", Duration::from_secs(30), || async {
-        let found = system.call(Method::GET, "/users?email=twice@example.com", None).await;
+    let send = || async {
+        for (key, bytes) in &records {
+            producer.send(Record::new(topics.user_commands.name(), bytes).key(key.as_bytes())).await.unwrap();
+        }
+    };
+    send().await;
+    platform::testing::eventually("the first deliveries applied", Duration::from_secs(30), || async {
+        let found = system.call(Method::GET, "/users?email=row2@example.com", None).await;
         (found.body["items"].as_array().is_some_and(|items| items.len() == 1)).then_some(())
     })
     .await;
 
-    // Restarted, user-service knows the command from the replies of the de-duplication window.
+    // Restarted, user-service knows the commands from the replies of the de-duplication window.
     system.stop_user_service().await;
     system.start_user_service().await;
-    send().await.unwrap();
+    send().await;
     create(&system, "marker@example.com").await;
 
-    let mut outcomes = Vec::new();
+    let mut outcomes: HashMap<Uuid, Vec<Outcome>> = HashMap::new();
     for record in read_all(system.topics.user_replies.as_str()).await {
         let reply: domain::reply::Reply = topics.user_replies.decode(&record).await.unwrap();
-        if reply.command_id == command_id {
-            outcomes.push(reply.outcome);
-        }
+        outcomes.entry(reply.command_id).or_default().push(reply.outcome);
     }
-    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
-    let users: Vec<Uuid> = outcomes
-        .iter()
-        .map(|o| match o {
-            Outcome::Accepted(accepted) => accepted.user_id,
-            other => panic!("the second delivery is answered with the first outcome, not {other:?}"),
-        })
-        .collect();
-    assert_eq!(users[0], users[1]);
+    let single = &outcomes[&ids[0]];
+    assert_eq!(single.len(), 2, "{single:?}");
+    let Outcome::Accepted(first) = &single[0] else { panic!("{single:?}") };
+    assert!(
+        matches!(&single[1], Outcome::Accepted(again) if again.user_id == first.user_id),
+        "the second delivery is answered with the first outcome: {single:?}"
+    );
+    let batch = &outcomes[&ids[1]];
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    let rows = |outcome: &Outcome| match outcome {
+        Outcome::Batch(items) => items.iter().map(|i| i.result.clone().ok()).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert!(rows(&batch[0]).iter().all(Option::is_some), "{batch:?}");
+    assert_eq!(rows(&batch[0]), rows(&batch[1]), "each row answered again with its first outcome");
     system.stop().await;
 }
