@@ -45,10 +45,19 @@ topics:
 digests *args:
     cargo run --quiet -p platform --bin digests -- {{args}}
 
-# Run one service in the foreground, e.g. `just run api-gateway`
+# Run one service in the foreground, e.g. `just run api-gateway` (which verifies tokens with the development secret unless GATEWAY_* says otherwise)
 run service *args:
     @[[ " {{ services }} " == *" {{ service }} "* ]] || { echo "unknown service '{{ service }}'; one of: {{ services }}" >&2; exit 2; }
-    cargo run --quiet -p {{ service }} -- {{ args }}
+    @[[ "{{ service }}" != api-gateway ]] || just token admin >/dev/null
+    GATEWAY_JWT_SECRET_FILE="${GATEWAY_JWT_SECRET_FILE:-.local/dev/jwt-secret}" cargo run --quiet -p {{ service }} -- {{ args }}
+
+# Print a development token for a role (reader, writer, admin), signed with .local/dev/jwt-secret (made if absent): curl -H "Authorization: Bearer $(just token admin)" ...
+token role="admin" *flags:
+    @cargo run --quiet -p auth --bin token -- jwt {{ role }} {{ flags }}
+
+# Make an API key for a machine: prints the key, and on stderr the GATEWAY_API_KEYS entry (its SHA-256) to configure
+api-key name role:
+    @cargo run --quiet -p auth --bin token -- api-key {{ name }} {{ role }}
 
 # Write a realistic import file, e.g. `just gen-csv 1000000 users.csv --bad-share 0.05`
 gen-csv rows path="users.csv" *flags:
@@ -79,8 +88,9 @@ build:
 compose-check:
     deploy/compose-check.sh
 
-# The full stack with Docker: 3 Kafka brokers, Schema Registry, kafka-ui (:8080) and the services
+# The full stack with Docker: 3 Kafka brokers, Schema Registry, kafka-ui (:8080) and the services; only the API and kafka-ui are published (on 127.0.0.1)
 up *args:
+    deploy/compose-secrets.sh
     docker compose up -d --build {{ args }}
 
 # Stop the Docker stack (`just down -v` also removes its volumes)

@@ -4,6 +4,7 @@
 # the file matches the services' configuration is checked by crates/testkit/tests/compose.rs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+deploy/compose-secrets.sh  # the files the compose file names must exist
 
 if docker compose version >/dev/null 2>&1; then
   docker compose -f docker-compose.yml config -q

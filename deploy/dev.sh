@@ -10,6 +10,10 @@ services=(api-gateway user-service import-worker export-worker)
 colors=(36 32 33 35)
 
 cargo build --quiet --bins
+# The gateway verifies tokens with a secret made on this machine (never one built in);
+# `just token <role>` signs with the same file.
+export GATEWAY_JWT_SECRET_FILE="${GATEWAY_JWT_SECRET_FILE:-.local/dev/jwt-secret}"
+token="$(target/debug/token jwt admin --secret-file "$GATEWAY_JWT_SECRET_FILE")"
 deploy/kafka/kafka.sh start
 deploy/schema-registry.sh start
 
@@ -39,6 +43,8 @@ for i in "${!services[@]}"; do
 done
 
 echo "dev: gateway on http://${GATEWAY_HTTP_ADDR:-127.0.0.1:8000}; Ctrl-C stops everything" >&2
+echo "dev: an admin token for 12 h (or \$(just token reader|writer|admin)):" >&2
+echo "dev:   export AUTH=\"Authorization: Bearer $token\"" >&2
 # Returns when a service exits on its own (a failure) or when a signal runs `stop`.
 wait -n "${pids[@]}" || true
 stop

@@ -15,6 +15,9 @@ pub struct CommandEnvelope {
     /// Who waits for the reply (a gateway instance, the import worker): replies carry it back.
     pub requester: String,
     pub issued_at: Timestamp,
+    /// Who asked for it (`jwt:<subject>`, `apikey:<name>`); for an import's rows, who uploaded
+    /// the file. `None` in commands from before authentication.
+    pub principal: Option<String>,
     pub command: Command,
 }
 

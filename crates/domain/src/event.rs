@@ -12,6 +12,8 @@ pub struct EventEnvelope {
     pub command_id: Uuid,
     pub correlation_id: Uuid,
     pub occurred_at: Timestamp,
+    /// Who caused it: the principal of its command.
+    pub principal: Option<String>,
     pub event: Event,
 }
 

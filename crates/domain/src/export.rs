@@ -174,6 +174,8 @@ pub struct ExportRequest {
     pub columns: Vec<Column>,
     pub positions: Vec<EventPosition>,
     pub requested_at: Timestamp,
+    /// Who asked for it.
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -366,6 +368,7 @@ mod tests {
             columns: Column::DEFAULT.to_vec(),
             positions: Vec::new(),
             requested_at: Timestamp::from_millis(0),
+            principal: None,
         };
         let done = ExportStatus {
             state: ExportState::Completed,

@@ -43,6 +43,8 @@ pub struct ImportRequest {
     pub size_bytes: u64,
     pub mode: ImportMode,
     pub requested_at: Timestamp,
+    /// Who uploaded the file; the rows' commands carry it.
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -162,6 +164,7 @@ mod tests {
             size_bytes: 1,
             mode: ImportMode::Create,
             requested_at: Timestamp::from_millis(0),
+            principal: None,
         };
         ImportStatus { state, rows_read: rows, accepted: rows, ..ImportStatus::queued(&request) }
     }

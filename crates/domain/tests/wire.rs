@@ -46,6 +46,7 @@ fn command(command: Command) -> CommandEnvelope {
         correlation_id: Uuid::new_v4(),
         requester: "api-gateway-1".into(),
         issued_at: Timestamp::from_millis(42),
+        principal: Some("jwt:alice".into()),
         command,
     }
 }
@@ -56,6 +57,7 @@ fn event(event: Event) -> EventEnvelope {
         command_id: Uuid::new_v4(),
         correlation_id: Uuid::new_v4(),
         occurred_at: Timestamp::from_millis(43),
+        principal: Some("apikey:etl".into()),
         event,
     }
 }
@@ -172,6 +174,7 @@ fn import_requests_and_statuses_round_trip() {
         size_bytes: 1 << 33,
         mode: ImportMode::Upsert,
         requested_at: Timestamp::from_millis(7),
+        principal: Some("jwt:admin".into()),
     };
     assert_eq!(round_trip::<_, contract::imports::ImportRequested>(&request), request);
     let queued = ImportStatus::queued(&request);
@@ -209,6 +212,7 @@ fn export_requests_and_statuses_round_trip() {
             columns,
             positions: vec![EventPosition { partition: 0, offset: 12 }, EventPosition { partition: 5, offset: 0 }],
             requested_at: Timestamp::from_millis(7),
+            principal: Some("apikey:reports".into()),
         };
         assert_eq!(round_trip::<_, contract::exports::ExportRequested>(&request), request);
         let queued = ExportStatus::queued(&request);
@@ -262,6 +266,7 @@ fn out_of_range_values_from_the_wire_are_refused_never_clamped() {
         size_bytes: 1,
         mode: ImportMode::Create,
         requested_at: Timestamp::from_millis(0),
+        principal: None,
     }))
     .unwrap();
     status.accepted = -3;
@@ -281,6 +286,7 @@ fn out_of_range_values_from_the_wire_are_refused_never_clamped() {
         columns: vec![],
         positions: vec![],
         requested_at: 0,
+        principal: None,
     };
     assert_eq!(ExportRequest::try_from(request(filter.clone())).unwrap_err().field, "min_age");
     filter.min_age = Some(-1);

@@ -93,6 +93,34 @@ impl KafkaConfig {
     }
 }
 
+/// The caps on one CSV record, for the gateway's check of an upload's start and the import
+/// worker's parser: both hold at most one record within them, whatever a file holds.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct CsvLimitsConfig {
+    /// A CSV row longer than this (bytes of its fields) is rejected: the row, or the file if it
+    /// is the header.
+    #[arg(long = "csv-max-line-bytes", env = "CSV_MAX_LINE_BYTES", default_value_t = 64 * 1024)]
+    pub max_line_bytes: usize,
+
+    /// A CSV row with a field longer than this is rejected.
+    #[arg(long = "csv-max-field-bytes", env = "CSV_MAX_FIELD_BYTES", default_value_t = 8 * 1024)]
+    pub max_field_bytes: usize,
+
+    /// A CSV row with more fields than this is rejected.
+    #[arg(long = "csv-max-columns", env = "CSV_MAX_COLUMNS", default_value_t = 256)]
+    pub max_columns: usize,
+}
+
+impl CsvLimitsConfig {
+    pub fn limits(&self) -> domain::import_file::Limits {
+        domain::import_file::Limits {
+            max_line_bytes: self.max_line_bytes.max(1),
+            max_field_bytes: self.max_field_bytes.max(1),
+            max_columns: self.max_columns.max(1),
+        }
+    }
+}
+
 /// Log output.
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {

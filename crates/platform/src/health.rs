@@ -85,6 +85,12 @@ pub fn router(health: Health) -> Router {
         .with_state(health)
 }
 
+/// Only `/health`: what a public listener answers without credentials (readiness and metrics
+/// stay on the admin listener).
+pub fn liveness_router(health: Health) -> Router {
+    Router::new().route("/health", get(live)).with_state(health)
+}
+
 async fn live(State(health): State<Health>) -> impl IntoResponse {
     Json(serde_json::json!({ "service": health.service(), "status": "ok" }))
 }

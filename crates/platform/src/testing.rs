@@ -119,6 +119,11 @@ impl Binary {
         }
     }
 
+    /// Every line logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// The address printed after `<label> listening on http://`.
     pub async fn listening_addr(&mut self, label: &str) -> SocketAddr {
         let marker = format!("{label} listening on http://");

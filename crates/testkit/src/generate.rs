@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(summary.rows, 2_000);
         assert!((150..250).contains(&summary.bad), "{}", summary.bad);
 
-        let mut reader = import_file::reader(&file[..]);
+        let mut reader = import_file::reader(&file[..], import_file::Limits::default());
         let columns = Columns::read(&mut reader).unwrap();
         let mut record = csv::ByteRecord::new();
         let (mut valid, mut seen) = (Vec::new(), std::collections::HashSet::new());

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use auth::Principal;
 use contract::commands::UserCommand;
 use contract::replies::UserCommandReply;
 use dashmap::DashMap;
@@ -84,12 +85,18 @@ impl CommandBus {
     }
 
     /// Sends `command` and waits (up to the configured timeout) for its reply.
-    pub(crate) async fn send(&self, command: Command, correlation_id: Uuid) -> Result<Sent, ApiError> {
+    pub(crate) async fn send(
+        &self,
+        command: Command,
+        correlation_id: Uuid,
+        caller: &Principal,
+    ) -> Result<Sent, ApiError> {
         let envelope = CommandEnvelope {
             command_id: Uuid::now_v7(),
             correlation_id,
             requester: self.inner.requester.clone(),
             issued_at: Timestamp::now(),
+            principal: Some(caller.id.clone()),
             command,
         };
         let command_id = envelope.command_id;

@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 
+use auth::AuthConfig;
 use clap::Parser;
 use platform::CommonConfig;
 use platform::blobs::BlobConfig;
+use platform::config::CsvLimitsConfig;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "api-gateway", version, about = "The public HTTP API of the user-management system")]
@@ -37,6 +39,17 @@ pub struct Config {
     /// Largest CSV upload accepted (413 above), streamed to blob storage.
     #[arg(long, env = "GATEWAY_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
     pub max_import_bytes: u64,
+
+    /// Origins whose browser pages may call the API (comma-separated, e.g.
+    /// `https://admin.example.com`); none by default.
+    #[arg(long, env = "GATEWAY_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub csv: CsvLimitsConfig,
 
     #[command(flatten)]
     pub blobs: BlobConfig,

@@ -16,6 +16,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("one or more fields are invalid")]
     Invalid(Vec<FieldError>),
+    /// No credentials, or credentials that prove nothing (401 with a challenge).
+    #[error("{0}")]
+    Unauthorized(#[from] auth::AuthError),
+    /// Authenticated, but the role is not enough (403).
+    #[error("this needs the {needed} role; the caller has {role}")]
+    Forbidden { role: auth::Role, needed: auth::Role },
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -72,6 +78,11 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "urn:problem:unsupported-media-type", "Unsupported Media Type")
             }
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "urn:problem:validation", "Invalid fields"),
+            // A token that is valid but grants no role is a matter of rights, not of identity.
+            Self::Unauthorized(auth::AuthError::NoRole) | Self::Forbidden { .. } => {
+                (StatusCode::FORBIDDEN, "urn:problem:forbidden", "Forbidden")
+            }
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "urn:problem:unauthorized", "Unauthorized"),
             Self::NotFound(_) | Self::RouteNotFound { .. } => {
                 (StatusCode::NOT_FOUND, "urn:problem:not-found", "Not Found")
             }
@@ -124,7 +135,14 @@ impl IntoResponse for ApiError {
         };
         let problem = Problem { kind, title, status: status.as_u16(), detail: self.to_string(), errors };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let Self::Unauthorized(error) = &self {
+            // The challenge names what was wrong, never the credential itself.
+            if let Ok(challenge) = header::HeaderValue::from_str(&error.challenge()) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            }
+        }
+        response
     }
 }
 

@@ -87,6 +87,7 @@ pub(crate) struct Imports {
     pub(crate) jobs: Jobs<ImportStatus, contract::imports::ImportStatus, contract::imports::ImportRequested>,
     pub(crate) blobs: BlobStore,
     pub(crate) max_bytes: u64,
+    pub(crate) limits: domain::import_file::Limits,
 }
 
 /// Exports: finished files are served from blob storage.

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use auth::Authenticator;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::kafka::{StartAt, Tail};
@@ -40,6 +41,7 @@ pub struct Application {
     listener: TcpListener,
     config: Config,
     state: AppState,
+    authenticator: Authenticator,
 }
 
 impl Application {
@@ -58,6 +60,10 @@ impl Service for Application {
     }
 
     async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let authenticator = Authenticator::build(&config.auth).await.context("authentication")?;
+        if authenticator.is_disabled() {
+            tokio::spawn(http::warn_while_disabled(shutdown.clone()));
+        }
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
@@ -86,6 +92,7 @@ impl Service for Application {
                 .await?,
             blobs: blobs.clone(),
             max_bytes: config.max_import_bytes,
+            limits: config.csv.limits(),
         };
         let exports = Exports {
             jobs: Jobs::follow(&base, "exports", (&topics.export_status, &topics.export_requests), timeout, &shutdown)
@@ -93,19 +100,19 @@ impl Service for Application {
             blobs,
         };
 
-        tracing::info!(requester = %bus.requester(), "api listening on http://{}", listener.local_addr()?);
+        tracing::info!(
+            requester = %bus.requester(),
+            authentication = authenticator.describe(),
+            "api listening on http://{}",
+            listener.local_addr()?
+        );
         let state = AppState { users, positions, bus, imports, exports };
-        Ok(Self { base, listener, config, state })
+        Ok(Self { base, listener, config, state, authenticator })
     }
 
     /// Serves until shutdown: stops accepting, finishes in-flight requests, flushes Kafka.
     async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = http::router(
-            self.state,
-            self.base.health.clone(),
-            Duration::from_millis(self.config.request_timeout_ms),
-            self.config.max_json_body_bytes,
-        );
+        let router = http::router(self.state, self.base.health.clone(), self.authenticator, &self.config);
         let api = platform::health::serve(self.listener, router, shutdown.clone());
         let (api, admin) = tokio::join!(api, self.base.serve_until_stopped(shutdown));
         api.context("public API server failed")?;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use platform::CommonConfig;
 use platform::blobs::BlobConfig;
+use platform::config::CsvLimitsConfig;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "import-worker", version, about = "Imports users from uploaded CSV files")]
@@ -37,6 +38,9 @@ pub struct Config {
     /// How often progress is published while an import runs.
     #[arg(long, env = "IMPORT_WORKER_PROGRESS_INTERVAL_MS", default_value_t = 500)]
     pub progress_interval_ms: u64,
+
+    #[command(flatten)]
+    pub csv: CsvLimitsConfig,
 
     #[command(flatten)]
     pub blobs: BlobConfig,

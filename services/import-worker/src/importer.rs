@@ -33,6 +33,7 @@ use crate::replies::{REQUESTER, Router};
 pub(crate) struct Limits {
     pub(crate) batch_rows: usize,
     pub(crate) chunk_rows: usize,
+    pub(crate) csv: domain::import_file::Limits,
     pub(crate) max_in_flight_rows: usize,
     pub(crate) progress_interval: Duration,
 }
@@ -120,7 +121,7 @@ impl Importer {
         replies: &mut mpsc::UnboundedReceiver<Reply>,
     ) -> Result<Option<FileError>, HandleError> {
         let (tx, mut rows) = mpsc::channel(2);
-        reader::spawn(path, self.limits.chunk_rows, tx);
+        reader::spawn(path, self.limits.chunk_rows, self.limits.csv, tx);
         let mut sends = FuturesUnordered::new();
         let mut ticker = tokio::time::interval(self.limits.progress_interval);
         let mut reading = true;
@@ -205,6 +206,7 @@ impl Importer {
             correlation_id: request.import_id,
             requester: REQUESTER.to_owned(),
             issued_at: Timestamp::now(),
+            principal: request.principal.clone(),
             command: Command::Batch(items),
         };
         let encoded = self.commands.encode(envelope);

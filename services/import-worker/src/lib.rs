@@ -71,6 +71,7 @@ impl Service for Application {
             limits: Limits {
                 batch_rows: config.batch_rows.max(1),
                 chunk_rows: config.chunk_rows.max(1),
+                csv: config.csv.limits(),
                 max_in_flight_rows: config.max_in_flight_rows.max(config.batch_rows),
                 progress_interval: Duration::from_millis(config.progress_interval_ms.max(50)),
             },

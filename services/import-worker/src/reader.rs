@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use csv::ByteRecord;
-use domain::import_file::{self, Columns, FileError, Row};
+use domain::import_file::{self, Columns, FileError, Limits, ReadError, Row, RowError};
 use rayon::prelude::*;
 use tokio::sync::mpsc;
 
@@ -19,29 +19,37 @@ pub(crate) enum Read {
 }
 
 /// Reads `path` on a blocking thread, sending into `tx`; stops early if `tx` is closed.
-pub(crate) fn spawn(path: PathBuf, chunk_rows: usize, tx: mpsc::Sender<Read>) {
+pub(crate) fn spawn(path: PathBuf, chunk_rows: usize, limits: Limits, tx: mpsc::Sender<Read>) {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        if let Err(error) = read(&path, chunk_rows.max(1), &tx) {
+        if let Err(error) = read(&path, chunk_rows.max(1), limits, &tx) {
             let _ = tx.blocking_send(Read::Failed(error));
         }
     });
 }
 
-fn read(path: &PathBuf, chunk_rows: usize, tx: &mpsc::Sender<Read>) -> Result<(), FileError> {
+/// A data record with its line, or the error of one the CSV limits refused (never held).
+enum Record {
+    Read(ByteRecord, u64),
+    Refused(RowError),
+}
+
+fn read(path: &PathBuf, chunk_rows: usize, limits: Limits, tx: &mpsc::Sender<Read>) -> Result<(), FileError> {
     let file = File::open(path).map_err(|e| FileError::Unreadable(format!("cannot open the uploaded file: {e}")))?;
-    let mut reader = import_file::reader(file);
+    let mut reader = import_file::reader(file, limits);
     let columns = Columns::read(&mut reader)?;
     if tx.blocking_send(Read::Header(columns.clone())).is_err() {
         return Ok(());
     }
     let mut chunk = next_chunk(&mut reader, chunk_rows)?;
     while !chunk.is_empty() {
-        let (rows, next) = rayon::join(
-            || chunk.par_iter().map(|(record, line)| import_file::check_row(&columns, record, *line)).collect(),
-            || next_chunk(&mut reader, chunk_rows),
-        );
+        let check = |record: &Record| match record {
+            Record::Read(record, line) => import_file::check_row(&columns, record, *line),
+            Record::Refused(error) => Row::Invalid(vec![error.clone()]),
+        };
+        let (rows, next) =
+            rayon::join(|| chunk.par_iter().map(check).collect(), || next_chunk(&mut reader, chunk_rows));
         if tx.blocking_send(Read::Rows(rows)).is_err() {
             return Ok(());
         }
@@ -51,15 +59,18 @@ fn read(path: &PathBuf, chunk_rows: usize, tx: &mpsc::Sender<Read>) -> Result<()
 }
 
 /// Up to `size` data records with their lines (blank lines skipped).
-fn next_chunk(reader: &mut import_file::LineReader<File>, size: usize) -> Result<Vec<(ByteRecord, u64)>, FileError> {
+fn next_chunk(reader: &mut import_file::LineReader<File>, size: usize) -> Result<Vec<Record>, FileError> {
     let mut chunk = Vec::with_capacity(size);
     let mut record = ByteRecord::new();
     while chunk.len() < size {
         match reader.read(&mut record) {
             Ok(Some(_)) if import_file::is_blank(&record) => {}
-            Ok(Some(line)) => chunk.push((record.clone(), line)),
+            Ok(Some(line)) => chunk.push(Record::Read(record.clone(), line)),
             Ok(None) => break,
-            Err(e) => return Err(FileError::Unreadable(e.to_string())),
+            Err(ReadError::Oversize { line, oversize }) => {
+                chunk.push(Record::Refused(RowError::oversize(line, oversize)))
+            }
+            Err(ReadError::Io(e)) => return Err(FileError::Unreadable(e.to_string())),
         }
     }
     Ok(chunk)

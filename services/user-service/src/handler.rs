@@ -80,30 +80,30 @@ fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
 
 impl CommandHandler {
     fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Result<Decided, MappingError> {
-        let correlation_id = envelope.correlation_id;
         let users = &self.state.users;
         let mut events = Vec::new();
         match &envelope.command {
             Command::Batch(items) => {
                 for item in items {
                     let decide = || decide_item(item, users, now, Uuid::now_v7());
-                    events.extend(self.settle(item.command_id, correlation_id, now, decide)?);
+                    events.extend(self.settle(item.command_id, &envelope, now, decide)?);
                 }
             }
             command => {
                 let decide = || decide(command, users, now, Uuid::now_v7());
-                events.extend(self.settle(envelope.command_id, correlation_id, now, decide)?);
+                events.extend(self.settle(envelope.command_id, &envelope, now, decide)?);
             }
         }
         Ok(Decided { envelope, events })
     }
 
     /// Decides and applies `command_id` unless it was decided before (a redelivery); returns
-    /// its event to publish, if it changed something.
+    /// its event to publish, if it changed something. The event carries the correlation id and
+    /// principal of `envelope`, the command (or batch) `command_id` came in.
     fn settle(
         &self,
         command_id: Uuid,
-        correlation_id: Uuid,
+        envelope: &CommandEnvelope,
         now: Timestamp,
         decide: impl FnOnce() -> Decision,
     ) -> Result<Option<PendingEvent>, MappingError> {
@@ -118,8 +118,14 @@ impl CommandHandler {
                     Event::Created(user) | Event::Updated(user) => Some(user.clone()),
                     Event::Deleted { .. } => None,
                 };
-                let record =
-                    EventEnvelope { event_id: Uuid::now_v7(), command_id, correlation_id, occurred_at: now, event };
+                let record = EventEnvelope {
+                    event_id: Uuid::now_v7(),
+                    command_id,
+                    correlation_id: envelope.correlation_id,
+                    occurred_at: now,
+                    principal: envelope.principal.clone(),
+                    event,
+                };
                 self.state.users.apply(&record.event);
                 // Provisional until the event's position is known; a duplicate of this command
                 // later in the batch already counts as decided.

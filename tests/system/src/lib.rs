@@ -79,6 +79,8 @@ pub struct Options {
     pub export_worker: bool,
     /// How long the workers keep finished jobs (their defaults if not set).
     pub job_retention: Option<Duration>,
+    /// The HS256 secret the system's gateways verify tokens with, fresh per system.
+    pub jwt_secret: String,
 }
 
 impl Default for Options {
@@ -90,6 +92,7 @@ impl Default for Options {
             import_worker: false,
             export_worker: false,
             job_retention: None,
+            jwt_secret: auth::dev::random_secret().expect("random bytes"),
         }
     }
 }
@@ -102,6 +105,7 @@ pub fn create_command(email: &str, name: &str) -> domain::command::CommandEnvelo
         correlation_id: uuid::Uuid::now_v7(),
         requester: "test".into(),
         issued_at: domain::time::Timestamp::now(),
+        principal: Some("test".into()),
         command: Command::Create(CreateUser { email: email.into(), name: name.into(), age: None, locale: None }),
     }
 }
@@ -143,6 +147,10 @@ impl TestSystem {
     /// A system on `topics`, which may already hold records (history an older version wrote).
     pub async fn start_on(topics: TopicsConfig, options: Options) -> Self {
         platform::testing::kafka().await;
+        let admin = format!("Bearer {}", token(&options, auth::Role::Admin));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, admin.parse().expect("a header value"));
+        let client = reqwest::Client::builder().default_headers(headers).build().expect("a client");
         let group = unique("test-user-service");
         let user_service = Some(start_user_service(&topics, &group).await);
         let gateway = start_gateway(&topics, &options).await;
@@ -150,16 +158,13 @@ impl TestSystem {
             if options.import_worker { Some(start_import_worker(&topics, &options).await) } else { None };
         let export_worker =
             if options.export_worker { Some(start_export_worker(&topics, &options).await) } else { None };
-        Self {
-            topics,
-            group,
-            options,
-            user_service,
-            import_worker,
-            export_worker,
-            gateway,
-            client: reqwest::Client::new(),
-        }
+        Self { topics, group, options, user_service, import_worker, export_worker, gateway, client }
+    }
+
+    /// A token for `role`, accepted by this system's gateways (the client of
+    /// [`TestSystem::call`] is an admin's).
+    pub fn token(&self, role: auth::Role) -> String {
+        token(&self.options, role)
     }
 
     /// Another user-service with this system's transactional id and consumer group: it
@@ -345,6 +350,7 @@ async fn start_gateway(topics: &TopicsConfig, options: &Options) -> Gateway {
     config.command_timeout_ms = options.command_timeout.as_millis() as u64;
     config.max_import_bytes = options.max_import_bytes;
     config.blobs.dir = options.blob_dir.clone();
+    config.auth.jwt_secret = Some(auth::Secret::new(options.jwt_secret.clone()));
     let built = build::<api_gateway::Application>(config).await;
     let url = format!("http://{}", built.0.http_addr());
     Gateway { url, running: run(built) }
@@ -372,6 +378,11 @@ async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
     run(build::<export_worker::Application>(config).await)
+}
+
+fn token(options: &Options, role: auth::Role) -> String {
+    let claims = auth::dev::Claims::new("system-test", role, Duration::from_secs(3600));
+    auth::dev::sign(&options.jwt_secret, &claims).expect("signs")
 }
 
 /// `S` built (bound, connected, caught up), with the shutdown it will run until.

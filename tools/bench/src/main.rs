@@ -78,7 +78,7 @@ async fn run(args: &Args, system: &mut System) -> anyhow::Result<()> {
 
     let body = tokio::fs::read(&file).await?;
     let before = system.resources();
-    let client = reqwest::Client::new();
+    let client = system.client()?;
     let started = Instant::now();
     let response = client
         .post(format!("{}/imports", system.gateway_url()))
@@ -202,7 +202,7 @@ async fn import(system: &System, client: &reqwest::Client, body: Vec<u8>, mode: 
 /// `--updates` times and the log cleaner compacted `users.state`.
 async fn churn(args: &Args, system: &mut System) -> anyhow::Result<()> {
     let users = if args.rows == 1_000_000 { 10_000 } else { args.rows };
-    let client = reqwest::Client::new();
+    let client = system.client()?;
     let file = |round: u64| {
         let mut csv = String::from("email,name,age\n");
         for i in 0..users {

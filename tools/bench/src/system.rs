@@ -44,6 +44,7 @@ fn script_env(dir: &Path) -> Vec<(String, String)> {
         ("BLOB_DIR", dir.join("blobs").display().to_string()),
         ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{GATEWAY_PORT}")),
         ("GATEWAY_COMMAND_TIMEOUT_MS", "30000".into()),
+        ("GATEWAY_JWT_SECRET_FILE", dir.join("jwt-secret").display().to_string()),
         ("RUST_LOG", "warn,platform=info,import_worker=info,export_worker=info,user_service=info".into()),
         // Compaction within seconds, so the churn bench can wait for the log cleaner.
         ("KAFKA_STATE_COMPACTION_LAG_MS", "10000".into()),
@@ -62,10 +63,21 @@ async fn script(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl System {
+    /// An HTTP client carrying an admin token the bench's gateway accepts.
+    pub(crate) fn client(&self) -> anyhow::Result<reqwest::Client> {
+        let secret = auth::dev::secret_file(&self.dir.join("jwt-secret"))?;
+        let claims = auth::dev::Claims::new("bench", auth::Role::Admin, std::time::Duration::from_secs(24 * 3600));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers
+            .insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", auth::dev::sign(&secret, &claims)?).parse()?);
+        Ok(reqwest::Client::builder().default_headers(headers).build()?)
+    }
+
     pub(crate) async fn start(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let dir = std::fs::canonicalize(dir)?;
         let _ = std::fs::remove_dir_all(dir.join("blobs"));
+        auth::dev::secret_file(&dir.join("jwt-secret"))?;
         script(&dir, &["deploy/kafka/kafka.sh", "start", "--fresh"]).await?;
         let mut system = Self { dir: dir.clone(), children: Vec::new() };
         if let Err(error) = system.start_services().await {
@@ -277,6 +289,7 @@ pub(crate) fn event_record_size() -> usize {
         command_id: uuid::Uuid::now_v7(),
         correlation_id: uuid::Uuid::now_v7(),
         occurred_at: now,
+        principal: Some("jwt:bench".into()),
         event: Event::Created(user),
     };
     let record = contract::events::UserEvent::try_from(event).expect("a valid event maps");

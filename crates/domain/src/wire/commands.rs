@@ -51,6 +51,7 @@ impl TryFrom<CommandEnvelope> for c::UserCommand {
             correlation_id: envelope.correlation_id,
             requester: envelope.requester,
             issued_at: envelope.issued_at.millis(),
+            principal: envelope.principal,
             command,
         })
     }
@@ -99,6 +100,7 @@ impl TryFrom<c::UserCommand> for CommandEnvelope {
             correlation_id: record.correlation_id,
             requester: record.requester,
             issued_at: Timestamp::from_millis(record.issued_at),
+            principal: record.principal,
             command,
         })
     }

@@ -26,6 +26,7 @@ impl TryFrom<EventEnvelope> for e::UserEvent {
             command_id: envelope.command_id,
             correlation_id: envelope.correlation_id,
             occurred_at: envelope.occurred_at.millis(),
+            principal: envelope.principal,
             event,
         })
     }
@@ -49,6 +50,7 @@ impl TryFrom<e::UserEvent> for EventEnvelope {
             command_id: record.command_id,
             correlation_id: record.correlation_id,
             occurred_at: Timestamp::from_millis(record.occurred_at),
+            principal: record.principal,
             event,
         })
     }

@@ -41,6 +41,7 @@ impl TryFrom<ImportRequest> for i::ImportRequested {
             size_bytes: long("size_bytes", request.size_bytes)?,
             mode: mode_to(request.mode),
             requested_at: request.requested_at.millis(),
+            principal: request.principal,
         })
     }
 }
@@ -56,6 +57,7 @@ impl TryFrom<i::ImportRequested> for ImportRequest {
             size_bytes: unsigned("size_bytes", record.size_bytes)?,
             mode: mode_from(record.mode),
             requested_at: Timestamp::from_millis(record.requested_at),
+            principal: record.principal,
         })
     }
 }
@@ -184,6 +186,7 @@ impl TryFrom<ExportRequest> for x::ExportRequested {
                 .map(|p| x::EventsPosition { partition: p.partition, offset: p.offset })
                 .collect(),
             requested_at: request.requested_at.millis(),
+            principal: request.principal,
         })
     }
 }
@@ -202,6 +205,7 @@ impl TryFrom<x::ExportRequested> for ExportRequest {
                 .map(|p| EventPosition { partition: p.partition, offset: p.offset })
                 .collect(),
             requested_at: Timestamp::from_millis(record.requested_at),
+            principal: record.principal,
         })
     }
 }

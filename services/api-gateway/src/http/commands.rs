@@ -8,6 +8,7 @@ use domain::reply::Outcome;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::auth::{Authorized, Writer};
 use super::{AppState, user_json};
 use crate::error::ApiError;
 
@@ -15,7 +16,11 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/commands/{id}", get(status))
 }
 
-async fn status(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn status(
+    _: Authorized<Writer>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("no recent command {id}")))?;
     let body = match app.bus.status(id)? {
         None => json!({ "command_id": id, "status": "pending" }),

@@ -16,6 +16,7 @@ use domain::time::Timestamp;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::auth::{Admin, Authorized};
 use super::jobs::{self, JobView};
 use super::{AppState, body};
 use crate::error::ApiError;
@@ -65,7 +66,12 @@ fn status_json(status: &ExportStatus) -> Value {
 }
 
 /// `POST /exports` with an optional JSON body of filters and columns: 202 with the status URL.
-async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes) -> Result<Response, ApiError> {
+async fn request(
+    Authorized(caller, ..): Authorized<Admin>,
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Result<Response, ApiError> {
     let spec = if payload.iter().all(u8::is_ascii_whitespace) {
         body::export(&json!({}))?
     } else {
@@ -89,7 +95,8 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
         .collect();
     positions.sort_by_key(|p| p.partition);
     let export_id = Uuid::now_v7();
-    let request = ExportRequest { export_id, filter, columns, positions, requested_at: Timestamp::now() };
+    let requested_at = Timestamp::now();
+    let request = ExportRequest { export_id, filter, columns, positions, requested_at, principal: Some(caller.id) };
     app.exports.jobs.announce(export_id, ExportStatus::queued(&request), request).await?;
     let url = format!("/exports/{export_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
@@ -104,6 +111,7 @@ async fn request(State(app): State<AppState>, headers: HeaderMap, payload: Bytes
 
 /// `GET /exports/{id}/download`: the finished file, with its SHA-256 as ETag; 409 until then.
 async fn download(
+    _: Authorized<Admin>,
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,

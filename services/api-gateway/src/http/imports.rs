@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::book::StatusBook;
 use domain::import::{ImportMode, ImportRequest, ImportStatus};
-use domain::import_file;
+use domain::import_file::{self, Precheck};
 use domain::time::Timestamp;
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::{Admin, Authorized};
 use super::jobs::{self, JobView};
 use crate::error::ApiError;
 
@@ -70,6 +71,7 @@ fn file_name(headers: &HeaderMap) -> Option<String> {
 
 /// `POST /imports[?mode=upsert]` with a `text/csv` body: 202 with the import's status URL.
 async fn upload(
+    Authorized(caller, ..): Authorized<Admin>,
     State(app): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
@@ -108,6 +110,7 @@ async fn upload(
         size_bytes,
         mode,
         requested_at: Timestamp::now(),
+        principal: Some(caller.id),
     };
     let blob = request.blob.clone();
     if let Err(error) = app.imports.jobs.announce(import_id, ImportStatus::queued(&request), request).await {
@@ -124,14 +127,19 @@ fn too_large(limit: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!("the file is larger than the limit of {limit} bytes"))
 }
 
-/// Streams the body into blob `name`, checks it is an importable CSV, and puts it in place.
+/// Streams the body into blob `name` and puts it in place once complete. The file's start
+/// (a valid header within the CSV limits, and a first row) is checked while it arrives, in
+/// bounded memory: a file that cannot be imported is refused without reading the rest.
 async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64, ApiError> {
     let blobs = &app.imports.blobs;
+    let limits = app.imports.limits;
     let staging = blobs.staging_path(name).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut file = tokio::fs::File::create(&staging)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", staging.display())))?;
     let mut size: u64 = 0;
+    // The file's start until it decides (at most `Limits::prefix_bytes`); then nothing.
+    let mut prefix = Some(Vec::new());
     let mut chunks = body.into_data_stream();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the upload was interrupted: {e}")))?;
@@ -139,24 +147,39 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
         if size > limit {
             return Err(too_large(limit));
         }
+        if let Some(start) = prefix.as_mut() {
+            let room = limits.prefix_bytes().saturating_sub(start.len());
+            start.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if check_start(start, false, limits)? {
+                prefix = None;
+            }
+        }
         file.write_all(&chunk).await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
+    }
+    if let Some(start) = prefix {
+        check_start(&start, true, limits)?;
     }
     file.sync_all().await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
     drop(file);
-    let check_path = staging.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&check_path).map_err(|e| e.to_string())?;
-        import_file::precheck(std::io::BufReader::new(file)).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    checked.map_err(ApiError::UnprocessableFile)?;
     blobs.commit(name).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(size)
 }
 
+/// Whether the upload's `start` shows an importable file (`Ok(false)`: not yet known).
+fn check_start(start: &[u8], complete: bool, limits: import_file::Limits) -> Result<bool, ApiError> {
+    match import_file::precheck_prefix(start, complete, limits) {
+        Precheck::Importable(_) => Ok(true),
+        Precheck::NeedMore => Ok(false),
+        Precheck::Refused(error) => Err(ApiError::UnprocessableFile(error.to_string())),
+    }
+}
+
 /// `GET /imports/{id}/errors`: the rejected rows as CSV (line, field, code, message).
-async fn errors(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn errors(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let status = jobs::job::<ImportStatus>(&app, &id)?;
     let id = status.import_id;
     let Some(blob) = status.errors_blob.filter(|_| status.state.is_finished()) else {

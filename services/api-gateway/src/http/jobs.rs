@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::{Admin, Authorized};
 use crate::error::ApiError;
 
 /// A kind of job as the API shows it.
@@ -42,12 +43,17 @@ pub(crate) fn job<S: JobView>(app: &AppState, raw: &str) -> Result<S, ApiError> 
     S::book(app).get(id).ok_or_else(not_found)
 }
 
-async fn status<S: JobView>(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn status<S: JobView>(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(job::<S>(&app, &id)?.to_json()).into_response())
 }
 
 /// `?limit=`: 20 unless given, at most 100.
 async fn list<S: JobView>(
+    _: Authorized<Admin>,
     State(app): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -1,20 +1,25 @@
 //! The public HTTP API: one router per resource (users, commands, imports, exports), merged here with the shared middleware, and
 //! the request/reply step every write shares ([`AppState::execute`]).
 
+mod auth;
 mod body;
 mod commands;
 mod exports;
 mod imports;
 mod jobs;
+mod security;
 mod users;
+
+pub(crate) use auth::warn_while_disabled;
 
 use std::time::{Duration, Instant};
 
+use ::auth::{Authenticator, Principal};
 use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use domain::command::Command;
 use domain::reply::Outcome;
 use domain::user::User;
@@ -22,11 +27,13 @@ use domain::view::UserView;
 use platform::health::{self, Health};
 use platform::kafka::Positions;
 use serde_json::{Value, json};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::jobs::{Exports, Imports};
 
@@ -50,9 +57,14 @@ impl AppState {
     /// Sends `command`, waits for user-service's outcome and then for this gateway's projection
     /// to show it, so the next read here sees the write. Whatever does not happen within the
     /// command timeout becomes a 202 pointing at the command's status.
-    pub(crate) async fn execute(&self, command: Command, correlation_id: Uuid) -> Result<Done, ApiError> {
+    pub(crate) async fn execute(
+        &self,
+        command: Command,
+        correlation_id: Uuid,
+        caller: &Principal,
+    ) -> Result<Done, ApiError> {
         let started = Instant::now();
-        let reply = match self.bus.send(command, correlation_id).await? {
+        let reply = match self.bus.send(command, correlation_id, caller).await? {
             Sent::Replied(reply) => reply,
             Sent::Pending(command_id) => return Ok(Done::Pending(pending(command_id))),
         };
@@ -120,22 +132,29 @@ pub(crate) async fn send_csv(
     Ok(response)
 }
 
-/// The complete public router.
-pub(crate) fn router(state: AppState, health: Health, request_timeout: Duration, max_body_bytes: usize) -> Router {
+/// The complete public router: `/health` open to anyone, everything else (unknown paths
+/// included) behind authentication; CORS for the configured origins and the usual security
+/// headers on every answer.
+pub(crate) fn router(state: AppState, health: Health, authenticator: Authenticator, config: &Config) -> Router {
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
     Router::new()
         .merge(users::router())
         .merge(commands::router())
         .merge(imports::router())
         .merge(exports::router())
         .with_state(state)
-        .merge(health::router(health))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
         })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed { method: method.to_string() }
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(authenticator, auth::authenticate))
+        .merge(health::liveness_router(health))
+        .layer(DefaultBodyLimit::max(config.max_json_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(middleware::map_response(security::headers))
+        .layer(security::cors(&config.cors_allowed_origins))
         .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, auth::API_KEY_HEADER, header::COOKIE]))
 }

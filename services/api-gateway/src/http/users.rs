@@ -13,6 +13,7 @@ use domain::user::{Email, User};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::auth::{Authorized, Reader, Writer};
 use super::body;
 use super::{AppState, Done, user_json};
 use crate::error::ApiError;
@@ -43,13 +44,14 @@ fn correlation_id(headers: &HeaderMap) -> Uuid {
 }
 
 async fn create(
+    Authorized(caller, ..): Authorized<Writer>,
     State(app): State<AppState>,
     headers: HeaderMap,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(payload) = payload?;
     let command = Command::Create(body::create(&payload)?);
-    match app.execute(command, correlation_id(&headers)).await? {
+    match app.execute(command, correlation_id(&headers), &caller).await? {
         Done::Applied(user) => {
             let user = user.ok_or_else(|| ApiError::Internal("accepted creation without a user".into()))?;
             let mut response = with_etag(StatusCode::CREATED, &user);
@@ -61,13 +63,18 @@ async fn create(
     }
 }
 
-async fn fetch(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn fetch(
+    _: Authorized<Reader>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
     let user = app.users.get(id).ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
     Ok(with_etag(StatusCode::OK, &user))
 }
 
 async fn update(
+    Authorized(caller, ..): Authorized<Writer>,
     State(app): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -77,18 +84,23 @@ async fn update(
     let expected = body::if_match(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))?;
     let Json(payload) = payload?;
     let command = Command::Update(body::update(id, expected, &payload)?);
-    match app.execute(command, correlation_id(&headers)).await? {
+    match app.execute(command, correlation_id(&headers), &caller).await? {
         Done::Applied(Some(user)) => Ok(with_etag(StatusCode::OK, &user)),
         Done::Applied(None) => Err(ApiError::NotFound(format!("user {id} not found"))),
         Done::Pending(response) => Ok(response),
     }
 }
 
-async fn remove(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn remove(
+    Authorized(caller, ..): Authorized<Writer>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
     let expected_version = body::if_match(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))?;
     let command = Command::Delete(DeleteUser { user_id: id, expected_version });
-    match app.execute(command, correlation_id(&headers)).await? {
+    match app.execute(command, correlation_id(&headers), &caller).await? {
         Done::Applied(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         Done::Pending(response) => Ok(response),
     }
@@ -97,6 +109,7 @@ async fn remove(State(app): State<AppState>, Path(id): Path<String>, headers: He
 /// `GET /users?limit=&cursor=&email=&q=`: users in a stable order (by id, which is creation
 /// order), `next_cursor` to continue.
 async fn list(
+    _: Authorized<Reader>,
     State(app): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -85,7 +85,8 @@ fn every_service_variable_and_port_in_compose_exists_in_the_code() {
                 reads.contains(key) || LIBRARY_VARIABLES.contains(&key),
                 "{name} sets {key}, which {command} does not read (known: {reads:?})"
             );
-            if key.ends_with("_ADDR") {
+            // Admin listeners (health, readiness, metrics, digests) stay on the compose network.
+            if key.ends_with("_ADDR") && !key.ends_with("_ADMIN_ADDR") {
                 listens.insert(port_of(&text(value)));
             }
         }
@@ -94,7 +95,7 @@ fn every_service_variable_and_port_in_compose_exists_in_the_code() {
             .as_sequence()
             .map(|ports| ports.iter().map(|p| port_of(&text(p))).collect())
             .unwrap_or_default();
-        assert_eq!(published, listens, "{name}: the published ports are the ports it listens on");
+        assert_eq!(published, listens, "{name}: the published ports are its public ports (no admin port)");
 
         if let Some(test) = service["healthcheck"]["test"].as_sequence() {
             let url = test.iter().map(text).find(|t| t.starts_with("http")).expect("a health URL");
@@ -105,6 +106,61 @@ fn every_service_variable_and_port_in_compose_exists_in_the_code() {
         }
     }
     assert_eq!(seen, binaries.keys().copied().collect(), "every binary runs in compose");
+}
+
+/// What `docker compose config` says each service publishes, as `host_ip:published`.
+fn published_by_compose_config() -> BTreeMap<String, Vec<String>> {
+    let run = |program: &str, args: &[&str]| {
+        std::process::Command::new(program).args(args).current_dir(root()).env_remove("PUBLISH_ADDR").output().ok()
+    };
+    let secrets = run("bash", &["deploy/compose-secrets.sh"]).expect("bash runs");
+    assert!(secrets.status.success(), "{}", String::from_utf8_lossy(&secrets.stderr));
+    let output = run("docker", &["compose", "-f", "docker-compose.yml", "config"])
+        .filter(|o| o.status.success())
+        .or_else(|| run("docker-compose", &["-f", "docker-compose.yml", "config"]))
+        .expect("docker compose or docker-compose (deploy/bootstrap.sh installs it)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config: Value = serde_yaml_ng::from_slice(&output.stdout).expect("compose config prints YAML");
+    let mut published = BTreeMap::new();
+    for (name, service) in config["services"].as_mapping().expect("services") {
+        let ports = service["ports"].as_sequence().cloned().unwrap_or_default();
+        let ports = ports
+            .iter()
+            .map(|port| match port {
+                // Short syntax: host_ip:published:target[/protocol].
+                Value::String(short) => short.rsplit_once(':').map(|(host, _)| host.to_owned()).unwrap_or_default(),
+                // Long syntax (newer compose): host_ip and published fields.
+                long => format!("{}:{}", long["host_ip"].as_str().unwrap_or("0.0.0.0"), text(&long["published"])),
+            })
+            .collect();
+        published.insert(name.as_str().expect("a name").to_owned(), ports);
+    }
+    published
+}
+
+#[test]
+fn only_the_api_and_kafka_ui_are_published_and_only_on_loopback_by_default() {
+    let published = published_by_compose_config();
+    let expected = BTreeMap::from([("api-gateway", "127.0.0.1:8000"), ("kafka-ui", "127.0.0.1:8080")]);
+    for (service, ports) in &published {
+        match expected.get(service.as_str()) {
+            Some(port) => assert_eq!(ports, &vec![port.to_string()], "{service}"),
+            None => assert!(ports.is_empty(), "{service} publishes {ports:?}: only the API and kafka-ui may"),
+        }
+    }
+    assert!(published.contains_key("kafka-1") && published.contains_key("schema-registry"), "{published:?}");
+}
+
+#[test]
+fn kafka_ui_is_read_only_and_behind_a_login_from_an_env_file() {
+    let compose = compose();
+    let ui = &compose["services"]["kafka-ui"];
+    assert_eq!(ui["environment"]["KAFKA_CLUSTERS_0_READONLY"].as_str(), Some("true"));
+    let env_file = ui["env_file"].as_str().expect("an env file");
+    let login = std::fs::read_to_string(root().join(env_file)).expect("made by deploy/compose-secrets.sh");
+    assert!(login.contains("AUTH_TYPE=LOGIN_FORM") && login.contains("SPRING_SECURITY_USER_PASSWORD="), "{login}");
+    let password = login.lines().find_map(|l| l.strip_prefix("SPRING_SECURITY_USER_PASSWORD=")).unwrap_or_default();
+    assert!(password.len() >= 32, "a random password, not a default");
 }
 
 #[test]

@@ -104,7 +104,7 @@ async fn without_an_outcome_in_time_a_write_is_a_202_with_a_status_url_that_late
 async fn several_gateways_each_get_their_own_replies() {
     let system = TestSystem::start().await;
     let second = system.another_gateway().await;
-    let client = reqwest::Client::new();
+    let client = system.client.clone();
     let writes = (0..20).map(|i| {
         let base = if i % 2 == 0 { system.gateway.url.clone() } else { second.url.clone() };
         let client = client.clone();

@@ -64,6 +64,7 @@ fn v2_created(email: &str) -> EventEnvelope {
         command_id: Uuid::now_v7(),
         correlation_id: Uuid::now_v7(),
         occurred_at: now,
+        principal: Some("jwt:test".into()),
         event: Event::Created(user),
     }
 }

@@ -2,6 +2,7 @@
 //! services together (in this process, or as processes of their own where a test kills one),
 //! driven through the public HTTP API and the topics as other clients would.
 
+mod auth;
 mod compose;
 mod consistency;
 mod dead_letters;

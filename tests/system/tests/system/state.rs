@@ -175,6 +175,7 @@ async fn a_deployment_from_before_the_state_topic_is_backfilled_on_first_start_a
             command_id: Uuid::now_v7(),
             correlation_id: Uuid::now_v7(),
             occurred_at: Timestamp::now(),
+            principal: None,
             event,
         };
         let (bound, producer) = (&bound, &producer);

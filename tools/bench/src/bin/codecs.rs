@@ -46,6 +46,7 @@ fn event(i: usize) -> EventEnvelope {
         command_id: Uuid::now_v7(),
         correlation_id: Uuid::now_v7(),
         occurred_at: Timestamp::now(),
+        principal: Some("jwt:developer".into()),
         event: Event::Updated(user(i)),
     }
 }
@@ -69,6 +70,7 @@ fn batch(rows: usize) -> CommandEnvelope {
         correlation_id: Uuid::now_v7(),
         requester: "import-worker".into(),
         issued_at: Timestamp::now(),
+        principal: Some("jwt:developer".into()),
         command: Command::Batch(items),
     }
 }

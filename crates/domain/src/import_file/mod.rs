@@ -4,10 +4,13 @@
 //! user per row. UTF-8 (a BOM is fine), LF or CRLF, RFC 4180 quoting (commas, quotes and line
 //! breaks inside quoted fields). Parsing only: the caller brings the bytes.
 
+mod reader;
+
 use std::io::Read;
 
 use csv::ByteRecord;
-use csv_core::ReadRecordResult;
+
+pub use reader::{Limits, LineReader, Oversize, ReadError, reader};
 
 use crate::command::CreateUser;
 use crate::user::{FieldError, NewUser};
@@ -27,6 +30,20 @@ pub enum FileError {
     NoRows,
     #[error("unreadable CSV: {0}")]
     Unreadable(String),
+    #[error("the header row is refused: {0}")]
+    HeaderTooLarge(Oversize),
+    #[error("no header and data row within the first {0} bytes")]
+    NoRowWithin(usize),
+}
+
+impl From<ReadError> for FileError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Io(error) => Self::Unreadable(error.to_string()),
+            // Only the header can make a whole file unreadable; a data row's is its own error.
+            ReadError::Oversize { oversize, .. } => Self::HeaderTooLarge(oversize),
+        }
+    }
 }
 
 /// Where each known column is.
@@ -40,112 +57,13 @@ pub struct Columns {
     pub unknown: Vec<String>,
 }
 
-/// A CSV reader that knows the true line each record starts on. (The `csv` crate's own line
-/// numbers drift with CRLF line ends and skipped blank lines, and every rejected row must name
-/// its real line.)
-#[derive(Debug)]
-pub struct LineReader<R> {
-    input: R,
-    core: csv_core::Reader,
-    buffer: Vec<u8>,
-    start: usize,
-    end: usize,
-    eof: bool,
-    /// The line of `buffer[start]`.
-    line: u64,
-    fields: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-/// A reader over `input`; the header is its first record.
-pub fn reader<R: Read>(input: R) -> LineReader<R> {
-    LineReader {
-        input,
-        core: csv_core::Reader::new(),
-        buffer: vec![0; 1 << 20],
-        start: 0,
-        end: 0,
-        eof: false,
-        line: 1,
-        fields: vec![0; 4096],
-        ends: vec![0; 64],
-    }
-}
-
-impl<R: Read> LineReader<R> {
-    fn fill(&mut self) -> std::io::Result<()> {
-        if self.start == self.end && !self.eof {
-            self.start = 0;
-            self.end = loop {
-                match self.input.read(&mut self.buffer) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
-            self.eof = self.end == 0;
-        }
-        Ok(())
-    }
-
-    /// Reads the next record into `record` and returns the line it starts on; `None` at the end.
-    /// Blank lines are skipped (and counted).
-    pub fn read(&mut self, record: &mut ByteRecord) -> std::io::Result<Option<u64>> {
-        // Skip line ends and blank lines up to the record's first byte.
-        loop {
-            self.fill()?;
-            if self.eof {
-                return Ok(None);
-            }
-            match self.buffer[self.start] {
-                b'\n' => self.line += 1,
-                b'\r' => {}
-                _ => break,
-            }
-            self.start += 1;
-        }
-        let first_line = self.line;
-        let (mut out, mut nends) = (0, 0);
-        loop {
-            self.fill()?;
-            let input = &self.buffer[self.start..self.end];
-            let (result, nin, nout, nend) =
-                self.core.read_record(input, &mut self.fields[out..], &mut self.ends[nends..]);
-            self.line += input[..nin].iter().filter(|b| **b == b'\n').count() as u64;
-            self.start += nin;
-            out += nout;
-            nends += nend;
-            match result {
-                ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => self.fields.resize(self.fields.len() * 2, 0),
-                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
-                ReadRecordResult::Record => break,
-                ReadRecordResult::End => {
-                    if nends == 0 {
-                        return Ok(None);
-                    }
-                    break;
-                }
-            }
-        }
-        record.clear();
-        let mut from = 0;
-        for &to in &self.ends[..nends] {
-            record.push_field(&self.fields[from..to]);
-            from = to;
-        }
-        Ok(Some(first_line))
-    }
-}
-
 impl Columns {
     /// Reads the header record from `reader`.
     pub fn read<R: Read>(reader: &mut LineReader<R>) -> Result<Self, FileError> {
         let mut header = ByteRecord::new();
-        match reader.read(&mut header) {
-            Ok(Some(_)) => Self::from_header(&header),
-            Ok(None) => Err(FileError::Empty),
-            Err(e) => Err(FileError::Unreadable(e.to_string())),
+        match reader.read(&mut header)? {
+            Some(_) => Self::from_header(&header),
+            None => Err(FileError::Empty),
         }
     }
 
@@ -189,6 +107,16 @@ pub struct RowError {
 impl RowError {
     pub fn new(line: u64, error: FieldError) -> Self {
         Self { line, field: error.field, code: error.code, message: error.message }
+    }
+
+    /// A data row the limits refused whole (it was skipped, never held).
+    pub fn oversize(line: u64, oversize: Oversize) -> Self {
+        let code = match oversize {
+            Oversize::Line(_) => "row_too_long",
+            Oversize::Columns(_) => "too_many_columns",
+            Oversize::Field(_) => "field_too_long",
+        };
+        Self { line, field: "row".into(), code: code.into(), message: oversize.to_string() }
     }
 }
 
@@ -256,17 +184,68 @@ pub fn is_blank(record: &ByteRecord) -> bool {
     record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
 }
 
-/// Checks that `input` is an importable file: a valid header and at least one data row.
-pub fn precheck<R: Read>(input: R) -> Result<Columns, FileError> {
-    let mut reader = reader(input);
-    let columns = Columns::read(&mut reader)?;
+/// What the start of an upload says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precheck {
+    /// A valid header and a first data row: the file can be imported (its rows are checked
+    /// one by one when it is).
+    Importable(Columns),
+    /// Not enough bytes yet to tell.
+    NeedMore,
+    Refused(FileError),
+}
+
+/// Whether a file starting with `prefix` can be imported: a valid header within the limits and
+/// at least one data row. `complete` says `prefix` is the whole file. Decides from at most
+/// [`Limits::prefix_bytes`]: an upload can be refused while it is still arriving.
+pub fn precheck_prefix(prefix: &[u8], complete: bool, limits: Limits) -> Precheck {
+    let mut reader = reader::with_buffer(prefix, limits, 64 * 1024);
     let mut record = ByteRecord::new();
+    // A record that ends where the prefix ends may continue in the bytes still to come.
+    let unfinished = |reader: &LineReader<&[u8]>| !complete && reader.at_end();
+    let columns = match reader.read(&mut record) {
+        Err(error) => return Precheck::Refused(error.into()),
+        Ok(None) if complete => return Precheck::Refused(FileError::Empty),
+        Ok(None) => return need_more(prefix, limits),
+        Ok(Some(_)) if unfinished(&reader) => return need_more(prefix, limits),
+        Ok(Some(_)) => match Columns::from_header(&record) {
+            Ok(columns) => columns,
+            Err(error) => return Precheck::Refused(error),
+        },
+    };
     loop {
         match reader.read(&mut record) {
-            Ok(Some(_)) if is_blank(&record) => continue,
-            Ok(Some(_)) => return Ok(columns),
-            Ok(None) => return Err(FileError::NoRows),
-            Err(e) => return Err(FileError::Unreadable(e.to_string())),
+            Err(ReadError::Io(error)) => return Precheck::Refused(FileError::Unreadable(error.to_string())),
+            // A row refused by the limits is still a row: it is reported when imported.
+            Err(ReadError::Oversize { .. }) => return Precheck::Importable(columns),
+            Ok(Some(_)) if unfinished(&reader) => return need_more(prefix, limits),
+            Ok(Some(_)) if is_blank(&record) => {}
+            Ok(Some(_)) => return Precheck::Importable(columns),
+            Ok(None) if complete => return Precheck::Refused(FileError::NoRows),
+            Ok(None) => return need_more(prefix, limits),
+        }
+    }
+}
+
+fn need_more(prefix: &[u8], limits: Limits) -> Precheck {
+    if prefix.len() >= limits.prefix_bytes() {
+        Precheck::Refused(FileError::NoRowWithin(limits.prefix_bytes()))
+    } else {
+        Precheck::NeedMore
+    }
+}
+
+/// Checks that all of `input` is an importable file (see [`precheck_prefix`]).
+pub fn precheck<R: Read>(mut input: R, limits: Limits) -> Result<Columns, FileError> {
+    let mut prefix = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let n = input.read(&mut chunk).map_err(|e| FileError::Unreadable(e.to_string()))?;
+        prefix.extend_from_slice(&chunk[..n]);
+        match precheck_prefix(&prefix, n == 0, limits) {
+            Precheck::Importable(columns) => return Ok(columns),
+            Precheck::Refused(error) => return Err(error),
+            Precheck::NeedMore => {}
         }
     }
 }
@@ -276,11 +255,11 @@ mod tests {
     use super::*;
 
     fn rows(file: &str) -> (Columns, Vec<Row>) {
-        let mut reader = reader(file.as_bytes());
+        let mut reader = reader(file.as_bytes(), Limits::default());
         let columns = Columns::read(&mut reader).expect("header");
         let mut rows = Vec::new();
         let mut record = ByteRecord::new();
-        while let Some(line) = reader.read(&mut record).expect("record") {
+        while let Some(line) = reader.read(&mut record).expect("a record within the limits") {
             if !is_blank(&record) {
                 rows.push(check_row(&columns, &record, line));
             }
@@ -364,7 +343,7 @@ mod tests {
     fn invalid_utf8_in_a_field_is_reported_on_its_row() {
         let mut file = b"email,name\n".to_vec();
         file.extend_from_slice(b"x@example.com,\xff\xfe\n");
-        let mut reader = reader(&file[..]);
+        let mut reader = reader(&file[..], Limits::default());
         let columns = Columns::read(&mut reader).unwrap();
         let mut record = ByteRecord::new();
         let line = reader.read(&mut record).unwrap().unwrap();
@@ -374,15 +353,46 @@ mod tests {
 
     #[test]
     fn files_that_cannot_be_imported_are_refused_with_the_reason() {
-        assert_eq!(precheck(&b""[..]).unwrap_err(), FileError::Empty);
-        assert_eq!(precheck(&b"email,name\n"[..]).unwrap_err(), FileError::NoRows);
-        assert_eq!(precheck(&b"email,name\n\n  \n"[..]).unwrap_err(), FileError::NoRows);
-        assert_eq!(precheck(&b"ada@example.com,Ada,36\n"[..]).unwrap_err(), FileError::MissingColumn("email"));
+        assert_eq!(precheck(&b""[..], Limits::default()).unwrap_err(), FileError::Empty);
+        assert_eq!(precheck(&b"email,name\n"[..], Limits::default()).unwrap_err(), FileError::NoRows);
+        assert_eq!(precheck(&b"email,name\n\n  \n"[..], Limits::default()).unwrap_err(), FileError::NoRows);
         assert_eq!(
-            precheck(&b"email,email,name\na,b,c\n"[..]).unwrap_err(),
+            precheck(&b"ada@example.com,Ada,36\n"[..], Limits::default()).unwrap_err(),
+            FileError::MissingColumn("email")
+        );
+        assert_eq!(
+            precheck(&b"email,email,name\na,b,c\n"[..], Limits::default()).unwrap_err(),
             FileError::DuplicateColumn("email".into())
         );
-        assert_eq!(precheck(&b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"[..]).unwrap_err(), FileError::NotText);
-        assert!(precheck(&b"email,name\na@b.co,A\n"[..]).is_ok());
+        assert_eq!(
+            precheck(&b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"[..], Limits::default()).unwrap_err(),
+            FileError::NotText
+        );
+        assert!(precheck(&b"email,name\na@b.co,A\n"[..], Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn the_start_of_an_upload_decides_as_soon_as_it_can_and_never_needs_more_than_its_bound() {
+        let limits = Limits { max_line_bytes: 100, max_field_bytes: 50, max_columns: 8 };
+        let decide = |prefix: &str, complete| precheck_prefix(prefix.as_bytes(), complete, limits);
+        assert_eq!(decide("ema", false), Precheck::NeedMore, "the header may go on");
+        assert_eq!(decide("email,name", false), Precheck::NeedMore);
+        assert_eq!(decide("email,name\n", false), Precheck::NeedMore, "no row yet");
+        assert_eq!(decide("email,name\n\n\na@b.co,A", false), Precheck::NeedMore, "the row may go on");
+        assert!(matches!(decide("email,name\na@b.co,A\n", false), Precheck::Importable(_)));
+        assert!(matches!(decide("email,name\na@b.co,A", true), Precheck::Importable(_)));
+        assert_eq!(decide("email,nom\n", false), Precheck::Refused(FileError::MissingColumn("name")));
+        // A header over the limits is refused as soon as it is seen, however much is to come.
+        let wide = ",".repeat(20);
+        assert_eq!(decide(&wide, false), Precheck::Refused(FileError::HeaderTooLarge(Oversize::Columns(8))));
+        let long = "x".repeat(120);
+        assert!(matches!(decide(&long, false), Precheck::Refused(FileError::HeaderTooLarge(_))));
+        // A data row over the limits is that row's error, reported when imported.
+        assert!(matches!(decide(&format!("email,name\n{long}\n"), false), Precheck::Importable(_)));
+        let blank = "\n".repeat(limits.prefix_bytes());
+        assert_eq!(
+            decide(&format!("email,name\n{blank}"), false),
+            Precheck::Refused(FileError::NoRowWithin(limits.prefix_bytes()))
+        );
     }
 }
