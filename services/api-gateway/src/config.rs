@@ -15,7 +15,7 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8000")]
     pub http_addr: SocketAddr,
 
-    /// Where /health, /ready and /metrics are served (also answered on the public port).
+    /// Where /health, /ready and /metrics are served (the public port answers /health only).
     #[arg(long, env = "GATEWAY_ADMIN_ADDR", default_value = "127.0.0.1:9100")]
     pub admin_addr: SocketAddr,
 

@@ -235,24 +235,24 @@ fn need_more(prefix: &[u8], limits: Limits) -> Precheck {
     }
 }
 
-/// Checks that all of `input` is an importable file (see [`precheck_prefix`]).
-pub fn precheck<R: Read>(mut input: R, limits: Limits) -> Result<Columns, FileError> {
-    let mut prefix = Vec::new();
-    let mut chunk = vec![0; 64 * 1024];
-    loop {
-        let n = input.read(&mut chunk).map_err(|e| FileError::Unreadable(e.to_string()))?;
-        prefix.extend_from_slice(&chunk[..n]);
-        match precheck_prefix(&prefix, n == 0, limits) {
-            Precheck::Importable(columns) => return Ok(columns),
-            Precheck::Refused(error) => return Err(error),
-            Precheck::NeedMore => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`precheck_prefix`] fed as an upload arrives, chunk by chunk.
+    fn precheck<R: Read>(mut input: R, limits: Limits) -> Result<Columns, FileError> {
+        let mut prefix = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            let n = input.read(&mut chunk).map_err(|e| FileError::Unreadable(e.to_string()))?;
+            prefix.extend_from_slice(&chunk[..n]);
+            match precheck_prefix(&prefix, n == 0, limits) {
+                Precheck::Importable(columns) => return Ok(columns),
+                Precheck::Refused(error) => return Err(error),
+                Precheck::NeedMore => {}
+            }
+        }
+    }
 
     fn rows(file: &str) -> (Columns, Vec<Row>) {
         let mut reader = reader(file.as_bytes(), Limits::default());
