@@ -76,6 +76,10 @@ bench *args:
     cargo build --release --quiet --bins
     cargo run --release --quiet -p bench --bin bench -- {{ args }}
 
+# Hammer a running gateway (`just dev`) past its limits: statuses, Retry-After, accepted latency vs idle
+overload *args:
+    cargo run --release --quiet -p bench --bin overload -- {{ args }}
+
 # Compare the Avro codecs on the hot records: the generated one, serde_avro_fast, apache-avro
 bench-codecs:
     cargo run --release --quiet -p bench --bin codecs

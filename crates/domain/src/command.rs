@@ -18,6 +18,9 @@ pub struct CommandEnvelope {
     /// Who asked for it (`jwt:<subject>`, `apikey:<name>`); for an import's rows, who uploaded
     /// the file. `None` in commands from before authentication.
     pub principal: Option<String>,
+    /// For a command sent under a client's `Idempotency-Key`: a digest of the request, so the
+    /// key used again for another request can be told apart from a retry.
+    pub request_digest: Option<String>,
     pub command: Command,
 }
 

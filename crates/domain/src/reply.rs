@@ -16,6 +16,9 @@ pub struct Reply {
     pub correlation_id: Uuid,
     pub requester: String,
     pub outcome: Outcome,
+    /// The request digest of the command first decided under `command_id`, repeated in every
+    /// reply to it: a requester whose own digest differs reused an idempotency key.
+    pub request_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

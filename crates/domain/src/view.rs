@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use ahash::RandomState;
 use dashmap::DashMap;
@@ -56,6 +57,16 @@ struct Inner {
     emails: DashMap<String, Claims, RandomState>,
     /// Ids in order (UUID v7: creation order), for stable pagination.
     order: RwLock<BTreeSet<Uuid>>,
+}
+
+/// A page of users ([`UserView::page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<User>,
+    /// The id to continue after; `None` at the end.
+    pub next: Option<Uuid>,
+    /// The scan ran out of time before `items` was full: more matches may follow `next`.
+    pub partial: bool,
 }
 
 /// What a view holds, in a form two processes can compare: equal digests (at equal positions)
@@ -179,24 +190,45 @@ impl UserView {
         self.len() == 0
     }
 
-    /// Up to `limit` users after `after` in id order that satisfy `keep`, and whether more
-    /// may follow (the id to continue after).
-    pub fn page(&self, after: Option<Uuid>, limit: usize, keep: impl Fn(&User) -> bool) -> (Vec<User>, Option<Uuid>) {
-        let order = self.inner.order.read().unwrap_or_else(PoisonError::into_inner);
-        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut page = Vec::with_capacity(limit.min(1024));
-        for id in order.range((start, Bound::Unbounded)) {
-            let Some(user) = self.get(*id) else { continue };
-            if !keep(&user) {
-                continue;
+    /// Up to `limit` users after `after` in id order that satisfy `keep`, and where to continue.
+    ///
+    /// The ids are read a few hundred at a time, each time under the order's lock for only as
+    /// long as copying them takes, and `keep` runs outside it: a scan over millions of users
+    /// never holds back the writers. Past `deadline`, the scan stops between two such steps and
+    /// answers what it found so far, marked partial, with the last id it examined as the place
+    /// to continue from.
+    pub fn page(
+        &self,
+        after: Option<Uuid>,
+        limit: usize,
+        keep: impl Fn(&User) -> bool,
+        deadline: Option<Instant>,
+    ) -> Page {
+        const STEP: usize = 256;
+        let mut items = Vec::with_capacity(limit.min(1024));
+        let mut from = after;
+        loop {
+            let ids: Vec<Uuid> = {
+                let order = self.inner.order.read().unwrap_or_else(PoisonError::into_inner);
+                let start = from.map_or(Bound::Unbounded, Bound::Excluded);
+                order.range((start, Bound::Unbounded)).take(STEP).copied().collect()
+            };
+            for id in &ids {
+                let Some(user) = self.get_shared_if(*id, &keep) else { continue };
+                if items.len() == limit {
+                    let next = items.last().map(|u: &User| u.id);
+                    return Page { items, next, partial: false };
+                }
+                items.push(User::clone(&user));
             }
-            if page.len() == limit {
-                let last = page.last().map(|u: &User| u.id);
-                return (page, last);
+            if ids.len() < STEP {
+                return Page { items, next: None, partial: false };
             }
-            page.push(user);
+            from = ids.last().copied();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Page { items, next: from, partial: true };
+            }
         }
-        (page, None)
     }
 
     /// The current version of `id`'s user if it satisfies `keep`, shared rather than copied:
@@ -342,14 +374,41 @@ mod tests {
         for u in &users {
             view.apply(&Event::Created(u.clone()));
         }
-        let (first, next) = view.page(None, 2, |_| true);
-        assert_eq!(first.iter().map(|u| u.id).collect::<Vec<_>>(), [users[0].id, users[1].id]);
-        let (second, next) = view.page(next, 2, |_| true);
-        assert_eq!(second.iter().map(|u| u.id).collect::<Vec<_>>(), [users[2].id, users[3].id]);
-        let (last, next) = view.page(next, 2, |_| true);
-        assert_eq!((last.len(), next), (1, None));
-        let (odd, _) =
-            view.page(None, 10, |u| u.email.as_str().starts_with("u1") || u.email.as_str().starts_with("u3"));
-        assert_eq!(odd.len(), 2);
+        let ids = |page: &Page| page.items.iter().map(|u| u.id).collect::<Vec<_>>();
+        let first = view.page(None, 2, |_| true, None);
+        assert_eq!(ids(&first), [users[0].id, users[1].id]);
+        let second = view.page(first.next, 2, |_| true, None);
+        assert_eq!(ids(&second), [users[2].id, users[3].id]);
+        let last = view.page(second.next, 2, |_| true, None);
+        assert_eq!((last.items.len(), last.next, last.partial), (1, None, false));
+        let odd =
+            view.page(None, 10, |u| u.email.as_str().starts_with("u1") || u.email.as_str().starts_with("u3"), None);
+        assert_eq!(odd.items.len(), 2);
+    }
+
+    /// A search out of time answers partial pages; following their cursors finds every match
+    /// exactly once, in order, whatever the budget.
+    #[test]
+    fn a_search_out_of_time_answers_partial_pages_whose_cursors_miss_nothing() {
+        let view = UserView::new();
+        let users: Vec<User> = (0..2000).map(|i| user(&format!("u{i}@example.com"), 1)).collect();
+        for u in &users {
+            view.apply(&Event::Created(u.clone()));
+        }
+        let keep = |u: &User| u.email.as_str().ends_with("7@example.com");
+        let expected: Vec<Uuid> = users.iter().filter(|u| keep(u)).map(|u| u.id).collect();
+        let (mut found, mut after, mut partials) = (Vec::new(), None, 0);
+        loop {
+            // Already past its deadline: every call stops after one step of the scan.
+            let page = view.page(after, 30, keep, Some(Instant::now()));
+            partials += usize::from(page.partial);
+            found.extend(page.items.iter().map(|u| u.id));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(found, expected);
+        assert!(partials >= 2000 / 256, "{partials} partial pages");
     }
 }

@@ -47,6 +47,7 @@ fn command(command: Command) -> CommandEnvelope {
         requester: "api-gateway-1".into(),
         issued_at: Timestamp::from_millis(42),
         principal: Some("jwt:alice".into()),
+        request_digest: Some("0f".repeat(32)),
         command,
     }
 }
@@ -63,7 +64,13 @@ fn event(event: Event) -> EventEnvelope {
 }
 
 fn reply(outcome: Outcome) -> Reply {
-    Reply { command_id: Uuid::new_v4(), correlation_id: Uuid::new_v4(), requester: "import-worker".into(), outcome }
+    Reply {
+        command_id: Uuid::new_v4(),
+        correlation_id: Uuid::new_v4(),
+        requester: "import-worker".into(),
+        outcome,
+        request_digest: Some("ab".repeat(32)),
+    }
 }
 
 #[test]
@@ -320,6 +327,7 @@ fn inconsistent_replies_are_refused() {
             event_partition: partition,
             event_offset: offset,
         }),
+        request_digest: None,
     };
     assert!(Reply::try_from(accepted(Some(1), None)).is_err(), "a partition without its offset");
     assert!(Reply::try_from(accepted(None, Some(1))).is_err(), "an offset without its partition");

@@ -13,17 +13,26 @@ pub struct BlobConfig {
     /// The shared directory holding uploads, error reports and exports.
     #[arg(long = "blob-dir", env = "BLOB_DIR", default_value = ".local/blobs")]
     pub dir: PathBuf,
+
+    /// Space kept free on the blob storage's disk: uploads and exports that would eat into it
+    /// are refused (507) before they start, and an upload is cut off when it reaches it.
+    #[arg(long = "blob-min-free-bytes", env = "BLOB_MIN_FREE_BYTES", default_value_t = 1 << 30)]
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    min_free_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("invalid blob name {0:?}")]
     InvalidName(String),
+    /// Writing `needed` more bytes would leave less free than the configured reserve.
+    #[error("blob storage is nearly full: {free} bytes free, {reserve} kept free, {needed} more needed")]
+    NoRoom { free: u64, reserve: u64, needed: u64 },
     #[error("blob storage at {path}: {source}")]
     Io {
         path: PathBuf,
@@ -37,12 +46,28 @@ impl BlobStore {
     pub fn open(config: &BlobConfig) -> Result<Self, BlobError> {
         let root = config.dir.clone();
         std::fs::create_dir_all(&root).map_err(|source| BlobError::Io { path: root.clone(), source })?;
-        tracing::info!(dir = %root.display(), "blob storage");
-        Ok(Self { root })
+        tracing::info!(dir = %root.display(), min_free_bytes = config.min_free_bytes, "blob storage");
+        Ok(Self { root, min_free_bytes: config.min_free_bytes })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Bytes free for this process on the disk holding the store.
+    pub fn free_bytes(&self) -> Result<u64, BlobError> {
+        let stats =
+            rustix::fs::statvfs(&self.root).map_err(|e| BlobError::Io { path: self.root.clone(), source: e.into() })?;
+        Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
+    /// Whether `needed` more bytes fit while keeping the configured reserve free.
+    pub fn ensure_room(&self, needed: u64) -> Result<(), BlobError> {
+        let free = self.free_bytes()?;
+        if free < needed.saturating_add(self.min_free_bytes) {
+            return Err(BlobError::NoRoom { free, reserve: self.min_free_bytes, needed });
+        }
+        Ok(())
     }
 
     /// The path of blob `name` (a relative path such as `imports/<id>.csv`).
@@ -87,10 +112,26 @@ mod tests {
 
     #[test]
     fn names_cannot_leave_the_store() {
-        let store = BlobStore { root: PathBuf::from("/blobs") };
+        let store = BlobStore { root: PathBuf::from("/blobs"), min_free_bytes: 0 };
         assert_eq!(store.path("imports/a.csv").unwrap(), PathBuf::from("/blobs/imports/a.csv"));
         for bad in ["", "../etc/passwd", "/etc/passwd", "imports/../../x", "./x"] {
             assert!(store.path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn room_is_what_the_disk_has_free_less_the_reserve() {
+        let dir = std::env::temp_dir();
+        let mut store = BlobStore { root: dir, min_free_bytes: 0 };
+        let free = store.free_bytes().unwrap();
+        assert!(free > 0);
+        assert!(store.ensure_room(0).is_ok());
+        store.min_free_bytes = free.saturating_mul(2);
+        assert!(
+            matches!(store.ensure_room(0), Err(BlobError::NoRoom { .. })),
+            "a reserve larger than the disk's space"
+        );
+        store.min_free_bytes = 0;
+        assert!(matches!(store.ensure_room(u64::MAX / 2), Err(BlobError::NoRoom { .. })));
     }
 }

@@ -1,6 +1,7 @@
 //! The registry's configuration: environment variables (or flags), each with a local default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use platform::{KafkaConfig, TelemetryConfig};
@@ -25,6 +26,12 @@ pub struct Config {
     /// Replication factor of the schemas topic when it has to be created.
     #[arg(long, env = "KAFKA_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
+
+    /// A file holding the admin token. When set, deleting schemas or subjects and changing
+    /// compatibility settings need `Authorization: Bearer <token>` (or Basic with the token as
+    /// password); registering and reading stay open to the services.
+    #[arg(long, env = "SCHEMA_REGISTRY_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub kafka: KafkaConfig,

@@ -41,6 +41,8 @@ pub(crate) enum RegistryError {
     ReferenceExists(String, u32),
     #[error("{0}")]
     UnprocessableEntity(String),
+    #[error("Unauthorized: this change needs the registry's admin token")]
+    Unauthorized,
     #[error("HTTP 404 Not Found")]
     RouteNotFound,
     #[error("HTTP 405 Method Not Allowed")]
@@ -74,6 +76,7 @@ impl RegistryError {
             Self::InvalidCompatibilityLevel => (StatusCode::UNPROCESSABLE_ENTITY, 42203),
             Self::ReferenceExists(..) => (StatusCode::UNPROCESSABLE_ENTITY, 42206),
             Self::UnprocessableEntity(_) => (StatusCode::UNPROCESSABLE_ENTITY, 422),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, 40101),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, 404),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 405),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
@@ -94,6 +97,12 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %source, "schema store write failed");
         }
         let body = Body { error_code, message: self.to_string() };
-        (status, [(header::CONTENT_TYPE, crate::http::CONTENT_TYPE)], Json(body)).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, crate::http::CONTENT_TYPE)], Json(body)).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"schema-registry\""));
+        }
+        response
     }
 }

@@ -7,13 +7,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::RegistryError;
 use crate::registry::{Registry, SchemaRequest};
@@ -26,7 +30,63 @@ type Shared = State<Arc<Registry>>;
 type Params = Query<HashMap<String, String>>;
 type Reply = Result<Response, RegistryError>;
 
-pub(crate) fn router(registry: Arc<Registry>) -> Router {
+/// Who may delete and change settings.
+#[derive(Debug, Clone)]
+pub(crate) enum AdminToken {
+    /// Anyone (no token configured: a closed local setup).
+    Open,
+    /// Callers presenting the token whose SHA-256 this is.
+    Sha256([u8; 32]),
+}
+
+impl AdminToken {
+    pub(crate) fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the admin token file {}: {e}", path.display()))?;
+        let token = token.trim();
+        if token.len() < 16 {
+            anyhow::bail!("the admin token in {} is shorter than 16 characters", path.display());
+        }
+        Ok(Self::Sha256(Sha256::digest(token.as_bytes()).into()))
+    }
+
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            Self::Open => "open to every caller (no SCHEMA_REGISTRY_ADMIN_TOKEN_FILE)",
+            Self::Sha256(_) => "need the admin token",
+        }
+    }
+
+    /// Whether `authorization` (a Bearer token, or Basic with the token as password) holds
+    /// the token. Digests are compared, so the time taken says nothing about the token.
+    fn admits(&self, authorization: Option<&str>) -> bool {
+        let Self::Sha256(expected) = self else { return true };
+        let Some(value) = authorization else { return false };
+        let presented = if let Some(token) = value.strip_prefix("Bearer ") {
+            token.trim().to_owned()
+        } else if let Some(encoded) = value.strip_prefix("Basic ") {
+            let Ok(decoded) = BASE64.decode(encoded.trim()) else { return false };
+            let text = String::from_utf8_lossy(&decoded).into_owned();
+            text.split_once(':').map(|(_, password)| password.to_owned()).unwrap_or_default()
+        } else {
+            return false;
+        };
+        <[u8; 32]>::from(Sha256::digest(presented.as_bytes())) == *expected
+    }
+}
+
+/// Deletes and compatibility changes need the admin token (when one is configured).
+async fn guard_changes(State(admin): State<AdminToken>, request: Request, next: Next) -> Response {
+    let method = request.method();
+    let changes = *method == Method::DELETE || (*method == Method::PUT && request.uri().path().starts_with("/config"));
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if changes && !admin.admits(authorization) {
+        return RegistryError::Unauthorized.into_response();
+    }
+    next.run(request).await
+}
+
+pub(crate) fn router(registry: Arc<Registry>, admin: AdminToken) -> Router {
     Router::new()
         .route("/", get(|| async { reply(json!({})) }))
         .route("/schemas/types", get(|| async { reply(json!(["AVRO"])) }))
@@ -49,6 +109,7 @@ pub(crate) fn router(registry: Arc<Registry>) -> Router {
         .fallback(|| async { RegistryError::RouteNotFound })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
         .with_state(registry)
+        .layer(middleware::from_fn_with_state(admin, guard_changes))
 }
 
 fn reply(body: Value) -> Response {

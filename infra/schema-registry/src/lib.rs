@@ -46,6 +46,7 @@ pub struct Application {
     registry: Arc<Registry>,
     producer: Producer,
     health: Health,
+    admin: http::AdminToken,
 }
 
 use registry::Registry;
@@ -62,6 +63,10 @@ impl Service for Application {
 
     /// Binds, checks Kafka, ensures the schemas topic and loads every schema from it.
     async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
+        let admin = match &config.admin_token_file {
+            Some(path) => http::AdminToken::from_file(path)?,
+            None => http::AdminToken::Open,
+        };
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
@@ -79,13 +84,19 @@ impl Service for Application {
                 .with_context(|| format!("cannot load schemas from topic {}", config.kafkastore_topic))?;
         let health = Health::new("schema-registry");
         health.ready("store", format!("topic {} loaded", config.kafkastore_topic));
-        tracing::info!("schema registry listening on http://{}", listener.local_addr()?);
-        Ok(Self { listener, registry: Arc::new(registry), producer, health })
+        tracing::info!(
+            deletes_and_config_changes = admin.describe(),
+            "schema registry listening on http://{}",
+            listener.local_addr()?
+        );
+        Ok(Self { listener, registry: Arc::new(registry), producer, health, admin })
     }
 
     /// Serves until shutdown, then flushes the producer.
     async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = http::router(self.registry).merge(health::router(self.health)).layer(TraceLayer::new_for_http());
+        let router = http::router(self.registry, self.admin)
+            .merge(health::router(self.health))
+            .layer(TraceLayer::new_for_http());
         health::serve(self.listener, router, shutdown).await.context("HTTP server failed")?;
         self.producer.flush(std::time::Duration::from_secs(30)).await?;
         Ok(())

@@ -4,8 +4,12 @@
 //!
 //! Outcomes of recent commands from any gateway instance are kept for the status endpoint, so a
 //! request that timed out (202) can be followed up on any instance.
+//!
+//! Several requests can wait for one command id at once (retries under one idempotency key):
+//! each has its own place in the waiting list, and the reply wakes them all.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use auth::Principal;
@@ -21,6 +25,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::http::Idempotency;
 
 /// Requester ids of gateway instances start with this.
 pub(crate) const REQUESTER_PREFIX: &str = "api-gateway-";
@@ -28,7 +33,7 @@ pub(crate) const REQUESTER_PREFIX: &str = "api-gateway-";
 /// What became of a command sent through the bus.
 #[derive(Debug)]
 pub(crate) enum Sent {
-    Replied(Reply),
+    Replied(Box<Reply>),
     /// No reply within the timeout; the outcome will be at the status endpoint.
     Pending(Uuid),
 }
@@ -46,7 +51,9 @@ struct Inner {
     requester: String,
     timeout: Duration,
     status_ttl: Duration,
-    waiting: DashMap<Uuid, oneshot::Sender<Reply>>,
+    waiting: DashMap<Uuid, Vec<(u64, oneshot::Sender<Reply>)>>,
+    /// Tells apart the requests waiting for one command id.
+    tickets: AtomicU64,
     /// Commands sent and not yet answered (status "pending").
     pending: DashMap<Uuid, Instant>,
     outcomes: DashMap<Uuid, (Reply, Instant)>,
@@ -70,6 +77,7 @@ impl CommandBus {
                 timeout,
                 status_ttl,
                 waiting: DashMap::new(),
+                tickets: AtomicU64::new(0),
                 pending: DashMap::new(),
                 outcomes: DashMap::new(),
             }),
@@ -84,19 +92,22 @@ impl CommandBus {
         self.inner.timeout
     }
 
-    /// Sends `command` and waits (up to the configured timeout) for its reply.
+    /// Sends `command` and waits (up to the configured timeout) for its reply. Under an
+    /// idempotency key, the command takes the key's id and carries the request's digest.
     pub(crate) async fn send(
         &self,
         command: Command,
         correlation_id: Uuid,
         caller: &Principal,
+        key: Option<&Idempotency>,
     ) -> Result<Sent, ApiError> {
         let envelope = CommandEnvelope {
-            command_id: Uuid::now_v7(),
+            command_id: key.map_or_else(Uuid::now_v7, |k| k.id),
             correlation_id,
             requester: self.inner.requester.clone(),
             issued_at: Timestamp::now(),
             principal: Some(caller.id.clone()),
+            request_digest: key.map(|k| k.digest.clone()),
             command,
         };
         let command_id = envelope.command_id;
@@ -109,8 +120,9 @@ impl CommandBus {
         // Wait before sending: the reply can be faster than the send's acknowledgement. The
         // guard stops waiting however this ends, a client that went away included.
         let (tx, rx) = oneshot::channel();
-        self.inner.waiting.insert(command_id, tx);
-        let _waiting = Waiting { map: &self.inner.waiting, command_id };
+        let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
+        self.inner.waiting.entry(command_id).or_default().push((ticket, tx));
+        let _waiting = Waiting { map: &self.inner.waiting, command_id, ticket };
         self.inner.pending.insert(command_id, Instant::now());
         let record = Record::new(self.inner.commands.name(), &bytes).key(key.as_bytes());
         if let Err(error) = self.inner.producer.send(record).await {
@@ -118,7 +130,7 @@ impl CommandBus {
             return Err(ApiError::Unavailable(format!("cannot send the command: {error}")));
         }
         match tokio::time::timeout(self.inner.timeout, rx).await {
-            Ok(Ok(reply)) => Ok(Sent::Replied(reply)),
+            Ok(Ok(reply)) => Ok(Sent::Replied(Box::new(reply))),
             _ => Ok(Sent::Pending(command_id)),
         }
     }
@@ -143,8 +155,10 @@ impl CommandBus {
 
     fn deliver(&self, reply: Reply) {
         self.inner.pending.remove(&reply.command_id);
-        if let Some((_, waiter)) = self.inner.waiting.remove(&reply.command_id) {
-            let _ = waiter.send(reply.clone());
+        if let Some((_, waiters)) = self.inner.waiting.remove(&reply.command_id) {
+            for (_, waiter) in waiters {
+                let _ = waiter.send(reply.clone());
+            }
         }
         self.inner.outcomes.insert(reply.command_id, (reply, Instant::now()));
     }
@@ -153,13 +167,17 @@ impl CommandBus {
 /// A request's place in the waiting map, given up when the request ends: answered, timed out,
 /// failed, or dropped because its client went away.
 struct Waiting<'a> {
-    map: &'a DashMap<Uuid, oneshot::Sender<Reply>>,
+    map: &'a DashMap<Uuid, Vec<(u64, oneshot::Sender<Reply>)>>,
     command_id: Uuid,
+    ticket: u64,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.map.remove(&self.command_id);
+        self.map.remove_if_mut(&self.command_id, |_, waiters| {
+            waiters.retain(|(ticket, _)| *ticket != self.ticket);
+            waiters.is_empty()
+        });
     }
 }
 
@@ -188,14 +206,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_dropped_while_it_waits_leaves_nothing_waiting() {
-        let waiting: DashMap<Uuid, oneshot::Sender<Reply>> = DashMap::new();
-        let requests = (0..100).map(|_| {
+        let waiting: DashMap<Uuid, Vec<(u64, oneshot::Sender<Reply>)>> = DashMap::new();
+        // Pairs of requests for one command id (a retry beside its first attempt).
+        let ids: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+        let requests = (0..100u64).map(|ticket| {
             let waiting = &waiting;
+            let command_id = ids[ticket as usize / 2];
             async move {
                 let (tx, rx) = oneshot::channel::<Reply>();
-                let command_id = Uuid::now_v7();
-                waiting.insert(command_id, tx);
-                let _waiting = Waiting { map: waiting, command_id };
+                waiting.entry(command_id).or_default().push((ticket, tx));
+                let _waiting = Waiting { map: waiting, command_id, ticket };
                 // Its client goes away before any reply: the request's future is dropped.
                 let _ = tokio::time::timeout(Duration::from_millis(5), rx).await;
                 std::future::pending::<()>().await;

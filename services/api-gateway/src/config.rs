@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use auth::AuthConfig;
-use clap::Parser;
+use clap::{Args, Parser};
 use platform::CommonConfig;
 use platform::blobs::BlobConfig;
 use platform::config::CsvLimitsConfig;
@@ -19,9 +19,12 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADMIN_ADDR", default_value = "127.0.0.1:9100")]
     pub admin_addr: SocketAddr,
 
-    /// Requests taking longer are answered 408 and cancelled.
+    /// Requests taking longer are answered 408 and cancelled (uploads have their own bound).
     #[arg(long, env = "GATEWAY_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 
     /// How long a write waits for user-service's outcome (and this gateway's projection) before
     /// answering 202 with a status URL.
@@ -56,4 +59,31 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonConfig,
+}
+
+/// What no client can exceed, whatever it sends. Benchmarks and contract tests raise them.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// An upload (`POST /imports`) taking longer is answered 408 and discarded.
+    #[arg(long, env = "GATEWAY_UPLOAD_TIMEOUT_MS", default_value_t = 3_600_000)]
+    pub upload_timeout_ms: u64,
+
+    /// Requests handled at once; above it, requests are answered 503 with `Retry-After` at
+    /// once rather than queued (0: no limit).
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// Requests per second each principal may make on average; above it, 429 with
+    /// `Retry-After` (0: no limit).
+    #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_SECOND", default_value_t = 100)]
+    pub rate_limit_per_second: u32,
+
+    /// Requests a principal may make in a burst above its rate.
+    #[arg(long, env = "GATEWAY_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
+    /// How long a `?q=` search scans before answering the matches found so far, with a cursor
+    /// to continue from.
+    #[arg(long, env = "GATEWAY_SEARCH_BUDGET_MS", default_value_t = 100)]
+    pub search_budget_ms: u64,
 }

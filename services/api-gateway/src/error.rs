@@ -42,6 +42,18 @@ pub enum ApiError {
     /// Existed once, removed for good (an expired export).
     #[error("{0}")]
     Gone(String),
+    /// The caller made more requests than its rate allows (429); retry after the wait.
+    #[error("too many requests: retry in {} s", retry_after_secs(*.retry_after))]
+    TooManyRequests { retry_after: std::time::Duration },
+    /// More requests in flight than the gateway takes at once (503, shed rather than queued).
+    #[error("the service is handling as many requests as it can; retry shortly")]
+    Overloaded,
+    /// Blob storage is too full to take the file (507).
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// An `Idempotency-Key` used before with a different request (422).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// Kafka or the schema registry cannot be reached (503); the cause is logged.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
@@ -101,6 +113,18 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "urn:problem:payload-too-large", "Payload Too Large")
             }
             Self::Gone(_) => (StatusCode::GONE, "urn:problem:gone", "Gone"),
+            Self::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "urn:problem:rate-limited", "Too Many Requests")
+            }
+            Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:overloaded", "Service Unavailable"),
+            Self::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "urn:problem:insufficient-storage", "Insufficient Storage")
+            }
+            Self::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:problem:idempotency-key-reused",
+                "Idempotency key used for another request",
+            ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:unavailable", "Service Unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "urn:problem:internal", "Internal Server Error"),
         }
@@ -136,14 +160,32 @@ impl IntoResponse for ApiError {
         let problem = Problem { kind, title, status: status.as_u16(), detail: self.to_string(), errors };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
-        if let Self::Unauthorized(error) = &self {
-            // The challenge names what was wrong, never the credential itself.
-            if let Ok(challenge) = header::HeaderValue::from_str(&error.challenge()) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        match &self {
+            Self::Unauthorized(error) => {
+                // The challenge names what was wrong, never the credential itself.
+                if let Ok(challenge) = header::HeaderValue::from_str(&error.challenge()) {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+                }
             }
+            Self::TooManyRequests { retry_after } => {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs(*retry_after).into());
+            }
+            Self::Overloaded | Self::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, 1u64.into());
+            }
+            // Space comes back when retention removes old files, or an operator steps in.
+            Self::InsufficientStorage(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, 60u64.into());
+            }
+            _ => {}
         }
         response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up: a client waiting that long is let through.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 /// A JSON body extraction failure in the same shape (axum's own rejections are plain text).

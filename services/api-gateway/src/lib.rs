@@ -106,13 +106,16 @@ impl Service for Application {
             "api listening on http://{}",
             listener.local_addr()?
         );
-        let state = AppState { users, positions, bus, imports, exports };
+        let search_budget = Duration::from_millis(config.limits.search_budget_ms);
+        let state = AppState { users, positions, bus, imports, exports, search_budget };
         Ok(Self { base, listener, config, state, authenticator })
     }
 
     /// Serves until shutdown: stops accepting, finishes in-flight requests, flushes Kafka.
     async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = http::router(self.state, self.base.health.clone(), self.authenticator, &self.config);
+        let rate_limit = http::RateLimit::new(&self.config.limits);
+        tokio::spawn(rate_limit.clone().forget_idle(shutdown.clone()));
+        let router = http::router(self.state, self.base.health.clone(), self.authenticator, rate_limit, &self.config);
         let api = platform::health::serve(self.listener, router, shutdown.clone());
         let (api, admin) = tokio::join!(api, self.base.serve_until_stopped(shutdown));
         api.context("public API server failed")?;

@@ -81,6 +81,8 @@ impl Importer {
         let previous = self.book.get(request.import_id).unwrap_or_else(|| ImportStatus::queued(&request));
         if previous.state.is_finished() {
             tracing::info!(import_id = %request.import_id, state = previous.state.as_str(), "import already finished");
+            // Stopped after finishing but before removing the upload: remove it now.
+            self.blobs.remove(&request.blob);
             return Ok(());
         }
         let started = Timestamp::now();
@@ -106,10 +108,16 @@ impl Importer {
         let mut replies = self.router.open(request.import_id);
         let result = self.import_rows(&request, path, &mut tally, &mut replies).await;
         self.router.close(request.import_id);
-        match result? {
+        let finished = match result? {
             Some(failure) => self.fail(&mut tally, failure.to_string()).await,
             None => self.complete(&mut tally).await,
+        };
+        // A finished import never reads its file again (its status and error report stay for
+        // the job retention); until then, a redelivered request resumes from it.
+        if finished.is_ok() {
+            self.blobs.remove(&request.blob);
         }
+        finished
     }
 
     /// Reads, sends and tallies until every row is answered; `Some` if the file is unusable.
@@ -207,6 +215,7 @@ impl Importer {
             requester: REQUESTER.to_owned(),
             issued_at: Timestamp::now(),
             principal: request.principal.clone(),
+            request_digest: None,
             command: Command::Batch(items),
         };
         let encoded = self.commands.encode(envelope);

@@ -48,6 +48,15 @@ pub(crate) struct CommandHandler {
     pub(crate) topics: Topics,
 }
 
+/// What to keep of an accepted command's result beyond its outcome.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// The user right after it: a single command, answered with it again if sent again.
+    UserAfter,
+    /// Nothing more: an import's row, answered with its user id.
+    Outcome,
+}
+
 /// A decided command waiting for its writes.
 struct Decided {
     envelope: CommandEnvelope,
@@ -86,12 +95,12 @@ impl CommandHandler {
             Command::Batch(items) => {
                 for item in items {
                     let decide = || decide_item(item, users, now, Uuid::now_v7());
-                    events.extend(self.settle(item.command_id, &envelope, now, decide)?);
+                    events.extend(self.settle(item.command_id, &envelope, now, Keep::Outcome, decide)?);
                 }
             }
             command => {
                 let decide = || decide(command, users, now, Uuid::now_v7());
-                events.extend(self.settle(envelope.command_id, &envelope, now, decide)?);
+                events.extend(self.settle(envelope.command_id, &envelope, now, Keep::UserAfter, decide)?);
             }
         }
         Ok(Decided { envelope, events })
@@ -105,8 +114,14 @@ impl CommandHandler {
         command_id: Uuid,
         envelope: &CommandEnvelope,
         now: Timestamp,
+        keep: Keep,
         decide: impl FnOnce() -> Decision,
     ) -> Result<Option<PendingEvent>, MappingError> {
+        let digest = envelope.request_digest.as_deref();
+        let user_after = |id: Uuid| match keep {
+            Keep::UserAfter => self.state.users.get_shared_if(id, |_| true),
+            Keep::Outcome => None,
+        };
         if self.state.outcome(command_id).is_some() {
             metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(1);
             return Ok(None);
@@ -129,19 +144,21 @@ impl CommandHandler {
                 self.state.users.apply(&record.event);
                 // Provisional until the event's position is known; a duplicate of this command
                 // later in the batch already counts as decided.
-                self.state.record(command_id, Recorded::Accepted { user_id, event: None });
+                let user = user_after(user_id);
+                self.state.record(command_id, Recorded::Accepted { user_id, event: None, user }, digest);
                 let bytes = self.topics.events.encode(record)?;
                 metrics::counter!("user_commands_total", "outcome" => "applied").increment(1);
                 Some(PendingEvent { command_id, user_id, bytes, after })
             }
             Decision::Unchanged(user) => {
-                self.state.record(command_id, Recorded::Accepted { user_id: user.id, event: None });
+                let kept = user_after(user.id);
+                self.state.record(command_id, Recorded::Accepted { user_id: user.id, event: None, user: kept }, digest);
                 metrics::counter!("user_commands_total", "outcome" => "unchanged").increment(1);
                 None
             }
             Decision::Reject(rejection) => {
                 metrics::counter!("user_commands_total", "outcome" => rejection.reason.as_str()).increment(1);
-                self.state.record(command_id, Recorded::Rejected(rejection));
+                self.state.record(command_id, Recorded::Rejected(rejection), digest);
                 None
             }
         })
@@ -164,8 +181,8 @@ impl CommandHandler {
                     .collect(),
             ),
             _ => match self.state.outcome(envelope.command_id) {
-                Some(Recorded::Accepted { user_id, event }) => {
-                    Outcome::Accepted(Accepted { user_id, user: self.state.users.get(user_id), event })
+                Some(Recorded::Accepted { user_id, event, user }) => {
+                    Outcome::Accepted(Accepted { user_id, user: user.map(|u| User::clone(&u)), event })
                 }
                 Some(Recorded::Rejected(rejection)) => Outcome::Rejected(rejection),
                 None => unreachable!("every decided command has a recorded outcome"),
@@ -176,6 +193,8 @@ impl CommandHandler {
             correlation_id: envelope.correlation_id,
             requester: envelope.requester.clone(),
             outcome,
+            // The first decision's, so a requester can tell its retry from another request.
+            request_digest: self.state.digest(envelope.command_id),
         }
     }
 }
@@ -226,7 +245,7 @@ impl TransactionalHandler for CommandHandler {
         while let Some((event, delivered)) = sends.next().await {
             let delivered = delivered.map_err(|e| abandon("publishing an event", e))?;
             let position = EventPosition { partition: delivered.partition, offset: delivered.offset };
-            self.state.record(event.command_id, Recorded::Accepted { user_id: event.user_id, event: Some(position) });
+            self.state.located(event.command_id, position);
             delivered_events.push((event, position));
         }
         // A user's states go out in the order of its events.

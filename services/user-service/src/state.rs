@@ -19,6 +19,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use domain::reply::{EventPosition, Outcome, Rejection, Reply};
 use domain::time::Timestamp;
+use domain::user::User;
 use domain::view::UserView;
 use platform::Shutdown;
 use platform::kafka::topics::DEDUP_WINDOW;
@@ -30,19 +31,33 @@ use uuid::Uuid;
 /// What a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Recorded {
-    /// It took effect (`event` is where its event is; none if nothing changed).
+    /// It took effect (`event` is where its event is; none if nothing changed). `user` is the
+    /// user right after it (none once deleted, and none kept for an import's rows), shared with
+    /// the view while that version is current: a command sent again is answered with what it
+    /// did, not with what later commands did since.
     Accepted {
         user_id: Uuid,
         event: Option<EventPosition>,
+        user: Option<Arc<User>>,
     },
     Rejected(Rejection),
+}
+
+/// An outcome kept for the de-duplication window.
+#[derive(Debug, Clone)]
+struct Kept {
+    recorded: Recorded,
+    /// When it was decided (milliseconds since the epoch).
+    at: i64,
+    /// The request digest of the command decided (`CommandEnvelope::request_digest`).
+    digest: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     pub(crate) users: UserView,
-    /// Command id -> its outcome and when it was decided (milliseconds since the epoch).
-    outcomes: Arc<DashMap<Uuid, (Recorded, i64), ahash::RandomState>>,
+    /// Command id -> its outcome.
+    outcomes: Arc<DashMap<Uuid, Kept, ahash::RandomState>>,
     /// Replies read on the rebuild, not decoded yet: command id -> the reply's record and
     /// when it was written.
     replied: Arc<DashMap<Uuid, (Incoming, i64), ahash::RandomState>>,
@@ -61,11 +76,26 @@ pub(crate) struct Rebuilt {
 
 impl State {
     pub(crate) fn outcome(&self, command_id: Uuid) -> Option<Recorded> {
-        self.outcomes.get(&command_id).map(|r| r.0.clone())
+        self.outcomes.get(&command_id).map(|kept| kept.recorded.clone())
     }
 
-    pub(crate) fn record(&self, command_id: Uuid, outcome: Recorded) {
-        self.outcomes.insert(command_id, (outcome, Timestamp::now().millis()));
+    /// The request digest of the command decided under `command_id`.
+    pub(crate) fn digest(&self, command_id: Uuid) -> Option<String> {
+        self.outcomes.get(&command_id).and_then(|kept| kept.digest.as_deref().map(str::to_owned))
+    }
+
+    pub(crate) fn record(&self, command_id: Uuid, recorded: Recorded, digest: Option<&str>) {
+        let kept = Kept { recorded, at: Timestamp::now().millis(), digest: digest.map(Arc::from) };
+        self.outcomes.insert(command_id, kept);
+    }
+
+    /// Notes where an accepted command's event landed, once the broker said.
+    pub(crate) fn located(&self, command_id: Uuid, position: EventPosition) {
+        if let Some(mut kept) = self.outcomes.get_mut(&command_id)
+            && let Recorded::Accepted { event, .. } = &mut kept.recorded
+        {
+            *event = Some(position);
+        }
     }
 
     pub(crate) fn remembered(&self) -> usize {
@@ -95,18 +125,24 @@ impl State {
     }
 
     fn record_reply(&self, reply: Reply, at: i64) {
+        let digest: Option<Arc<str>> = reply.request_digest.as_deref().map(Arc::from);
         let record = |command_id, recorded| {
-            self.outcomes.insert(command_id, (recorded, at));
+            self.outcomes.insert(command_id, Kept { recorded, at, digest: digest.clone() });
         };
         match reply.outcome {
             Outcome::Rejected(rejection) => record(reply.command_id, Recorded::Rejected(rejection)),
-            Outcome::Accepted(accepted) => {
-                record(reply.command_id, Recorded::Accepted { user_id: accepted.user_id, event: accepted.event })
-            }
+            Outcome::Accepted(accepted) => record(
+                reply.command_id,
+                Recorded::Accepted {
+                    user_id: accepted.user_id,
+                    event: accepted.event,
+                    user: accepted.user.map(Arc::new),
+                },
+            ),
             Outcome::Batch(items) => {
                 for item in items {
                     let recorded = match item.result {
-                        Ok(user_id) => Recorded::Accepted { user_id, event: None },
+                        Ok(user_id) => Recorded::Accepted { user_id, event: None, user: None },
                         Err(rejection) => Recorded::Rejected(rejection),
                     };
                     record(item.command_id, recorded);
@@ -119,7 +155,7 @@ impl State {
     pub(crate) fn expire(&self) -> usize {
         let oldest = Timestamp::now().millis() - DEDUP_WINDOW.as_millis() as i64;
         let before = self.remembered();
-        self.outcomes.retain(|_, (_, at)| *at >= oldest);
+        self.outcomes.retain(|_, kept| kept.at >= oldest);
         self.replied.retain(|_, (_, at)| *at >= oldest);
         before - self.remembered()
     }

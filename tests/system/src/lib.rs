@@ -81,6 +81,13 @@ pub struct Options {
     pub job_retention: Option<Duration>,
     /// The HS256 secret the system's gateways verify tokens with, fresh per system.
     pub jwt_secret: String,
+    /// The gateways' limits: the defaults, without the rate limit (tests call fast).
+    pub limits: api_gateway::config::LimitsConfig,
+    /// The request timeout of the gateways.
+    pub request_timeout: Duration,
+    /// Space the gateway keeps free on the blob disk (none: tests must not depend on the
+    /// machine's free space).
+    pub blob_min_free_bytes: u64,
 }
 
 impl Default for Options {
@@ -93,6 +100,12 @@ impl Default for Options {
             export_worker: false,
             job_retention: None,
             jwt_secret: auth::dev::random_secret().expect("random bytes"),
+            limits: api_gateway::config::LimitsConfig {
+                rate_limit_per_second: 0,
+                ..api_gateway::Config::try_parse_from(["api-gateway"]).expect("defaults").limits
+            },
+            request_timeout: Duration::from_secs(30),
+            blob_min_free_bytes: 0,
         }
     }
 }
@@ -106,6 +119,7 @@ pub fn create_command(email: &str, name: &str) -> domain::command::CommandEnvelo
         requester: "test".into(),
         issued_at: domain::time::Timestamp::now(),
         principal: Some("test".into()),
+        request_digest: None,
         command: Command::Create(CreateUser { email: email.into(), name: name.into(), age: None, locale: None }),
     }
 }
@@ -350,7 +364,10 @@ async fn start_gateway(topics: &TopicsConfig, options: &Options) -> Gateway {
     config.command_timeout_ms = options.command_timeout.as_millis() as u64;
     config.max_import_bytes = options.max_import_bytes;
     config.blobs.dir = options.blob_dir.clone();
+    config.blobs.min_free_bytes = options.blob_min_free_bytes;
     config.auth.jwt_secret = Some(auth::Secret::new(options.jwt_secret.clone()));
+    config.limits = options.limits.clone();
+    config.request_timeout_ms = options.request_timeout.as_millis() as u64;
     let built = build::<api_gateway::Application>(config).await;
     let url = format!("http://{}", built.0.http_addr());
     Gateway { url, running: run(built) }

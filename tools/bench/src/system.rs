@@ -44,6 +44,9 @@ fn script_env(dir: &Path) -> Vec<(String, String)> {
         ("BLOB_DIR", dir.join("blobs").display().to_string()),
         ("GATEWAY_HTTP_ADDR", format!("127.0.0.1:{GATEWAY_PORT}")),
         ("GATEWAY_COMMAND_TIMEOUT_MS", "30000".into()),
+        // The bench measures the system, not its protection against abusive clients.
+        ("GATEWAY_RATE_LIMIT_PER_SECOND", "0".into()),
+        ("GATEWAY_MAX_CONCURRENT_REQUESTS", "0".into()),
         ("GATEWAY_JWT_SECRET_FILE", dir.join("jwt-secret").display().to_string()),
         ("RUST_LOG", "warn,platform=info,import_worker=info,export_worker=info,user_service=info".into()),
         // Compaction within seconds, so the churn bench can wait for the log cleaner.

@@ -52,6 +52,7 @@ impl TryFrom<CommandEnvelope> for c::UserCommand {
             requester: envelope.requester,
             issued_at: envelope.issued_at.millis(),
             principal: envelope.principal,
+            request_digest: envelope.request_digest,
             command,
         })
     }
@@ -101,6 +102,7 @@ impl TryFrom<c::UserCommand> for CommandEnvelope {
             requester: record.requester,
             issued_at: Timestamp::from_millis(record.issued_at),
             principal: record.principal,
+            request_digest: record.request_digest,
             command,
         })
     }

@@ -78,6 +78,7 @@ impl TryFrom<Reply> for r::UserCommandReply {
             correlation_id: reply.correlation_id,
             requester: reply.requester,
             outcome,
+            request_digest: reply.request_digest,
         })
     }
 }
@@ -125,6 +126,7 @@ impl TryFrom<r::UserCommandReply> for Reply {
             correlation_id: record.correlation_id,
             requester: record.requester,
             outcome,
+            request_digest: record.request_digest,
         })
     }
 }

@@ -184,6 +184,50 @@ async fn soft_delete_hides_a_subject_and_permanent_delete_requires_it_first() {
 }
 
 #[tokio::test]
+async fn with_an_admin_token_deletes_and_setting_changes_need_it_and_registering_does_not() {
+    let dir = std::env::temp_dir().join(platform::testing::unique("registry-admin"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("admin-token");
+    std::fs::write(&token_file, "a-long-enough-admin-token\n").unwrap();
+    let mut registry = TestRegistry::start_with(platform::testing::unique("test-schemas"), Some(token_file)).await;
+    let (status, _) = registry.register("guarded-value", &user_v1()).await;
+    assert_eq!(status, 200, "registering stays open to the services");
+
+    let changes = [
+        ("DELETE", "/subjects/guarded-value/versions/1", json!(null)),
+        ("DELETE", "/subjects/guarded-value", json!(null)),
+        ("PUT", "/config", json!({"compatibility": "NONE"})),
+        ("PUT", "/config/guarded-value", json!({"compatibility": "NONE"})),
+        ("DELETE", "/config/guarded-value", json!(null)),
+    ];
+    let basic = |password: &str| {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}")))
+    };
+    for refused in [
+        None,
+        Some("Bearer wrong-token-of-some-length".to_owned()),
+        Some(basic("wrong")),
+        Some("a-long-enough-admin-token".to_owned()),
+    ] {
+        registry.authorization = refused.clone();
+        for (method, path, body) in &changes {
+            let (status, answer) = registry.send(method, path, body.clone()).await;
+            assert_eq!((status, answer["error_code"].clone()), (401, json!(40101)), "{method} {path} with {refused:?}");
+        }
+    }
+    registry.authorization = None;
+    assert_eq!(registry.get("/subjects").await.1, json!(["guarded-value"]), "nothing changed");
+    assert_eq!(registry.get("/config").await.1["compatibilityLevel"], "BACKWARD");
+
+    registry.authorization = Some(basic("a-long-enough-admin-token"));
+    assert_eq!(registry.send("PUT", "/config", json!({"compatibility": "NONE"})).await.0, 200);
+    registry.authorization = Some("Bearer a-long-enough-admin-token".to_owned());
+    assert_eq!(registry.send("DELETE", "/subjects/guarded-value", json!(null)).await, (200, json!([1])));
+    registry.stop().await;
+}
+
+#[tokio::test]
 async fn a_restart_keeps_every_id_version_and_setting() {
     let registry = TestRegistry::start().await;
     let (_, v1) = registry.register("users-value", &user_v1()).await;

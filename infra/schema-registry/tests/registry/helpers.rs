@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 pub(crate) struct TestRegistry {
     pub(crate) url: String,
     pub(crate) topic: String,
+    /// Sent as `Authorization` with every change (`send`).
+    pub(crate) authorization: Option<String>,
     shutdown: Shutdown,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -20,12 +22,18 @@ impl TestRegistry {
 
     /// Starts on an existing schemas topic (a restart).
     pub(crate) async fn start_on(topic: String) -> Self {
+        Self::start_with(topic, None).await
+    }
+
+    /// Starts with the admin token in `admin_token_file`.
+    pub(crate) async fn start_with(topic: String, admin_token_file: Option<std::path::PathBuf>) -> Self {
         let kafka = platform::testing::kafka().await;
         let config = Config {
             http_addr: "127.0.0.1:0".parse().expect("address"),
             kafkastore_topic: topic.clone(),
             compatibility_level: Level::Backward,
             replication_factor: 1,
+            admin_token_file,
             kafka,
             telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text },
         };
@@ -33,7 +41,7 @@ impl TestRegistry {
         let app = Application::build(config, shutdown.clone()).await.expect("registry starts");
         let url = format!("http://{}", app.http_addr());
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        Self { url, topic, shutdown, task }
+        Self { url, topic, authorization: None, shutdown, task }
     }
 
     pub(crate) async fn stop(self) {
@@ -48,8 +56,11 @@ impl TestRegistry {
 
     pub(crate) async fn send(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let response = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .body(body.to_string())
             .send()

@@ -84,6 +84,8 @@ async fn request(
         body::export(&value)?
     };
     let (filter, columns) = spec.validate().map_err(ApiError::Invalid)?;
+    // The export-worker writes into the same storage: refused now rather than failing later.
+    app.exports.blobs.ensure_room(0).map_err(super::imports::storage_error)?;
     // Everything this gateway has applied, hence every write it has acknowledged: the offset
     // after the last event applied per partition (not the consumer's position, which may stand
     // past a transaction marker another reader has not stepped over).

@@ -17,6 +17,7 @@ use domain::import::{ImportMode, ImportRequest, ImportStatus};
 use domain::import_file::{self, Precheck};
 use domain::time::Timestamp;
 use futures::StreamExt;
+use platform::blobs::BlobError;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
@@ -27,7 +28,12 @@ use super::jobs::{self, JobView};
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<AppState> {
-    jobs::routes::<ImportStatus>().route("/imports", post(upload)).route("/imports/{id}/errors", get(errors))
+    jobs::routes::<ImportStatus>().route("/imports/{id}/errors", get(errors))
+}
+
+/// The upload, apart: it has a timeout of its own.
+pub(crate) fn upload_router() -> Router<AppState> {
+    Router::new().route("/imports", post(upload))
 }
 
 impl JobView for ImportStatus {
@@ -93,6 +99,10 @@ async fn upload(
         return Err(too_large(limit));
     }
 
+    // Refused before a byte is stored when the disk could not take it (a chunked upload
+    // declares no size: it is cut off if it reaches the reserve).
+    app.imports.blobs.ensure_room(declared.unwrap_or(0)).map_err(storage_error)?;
+
     let import_id = Uuid::now_v7();
     let blob = format!("imports/{import_id}.csv");
     let stored = store(&app, &blob, body, limit).await;
@@ -123,9 +133,31 @@ async fn upload(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
+/// Blob storage that cannot take the file: 507 when it is full (or nearly), 500 otherwise.
+pub(crate) fn storage_error(error: BlobError) -> ApiError {
+    match error {
+        BlobError::NoRoom { .. } => {
+            metrics::counter!("http_requests_refused_total", "reason" => "storage_full").increment(1);
+            ApiError::InsufficientStorage(format!("{error}; retry once space is freed"))
+        }
+        error => ApiError::Internal(error.to_string()),
+    }
+}
+
+/// A write into blob storage that failed: out of space is the client's 507, the rest ours.
+fn write_error(error: std::io::Error) -> ApiError {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        return ApiError::InsufficientStorage("blob storage is full; retry once space is freed".into());
+    }
+    ApiError::Internal(format!("cannot write the upload: {error}"))
+}
+
 fn too_large(limit: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!("the file is larger than the limit of {limit} bytes"))
 }
+
+/// How often (in bytes received) an upload checks that the disk keeps its reserve.
+const ROOM_CHECK_BYTES: u64 = 16 << 20;
 
 /// Streams the body into blob `name` and puts it in place once complete. The file's start
 /// (a valid header within the CSV limits, and a first row) is checked while it arrives, in
@@ -134,10 +166,14 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
     let blobs = &app.imports.blobs;
     let limits = app.imports.limits;
     let staging = blobs.staging_path(name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Whatever ends the upload early (a refusal, the client gone, the upload timeout dropping
+    // this future), its partial file goes with it.
+    let _partial = RemoveUnlessCommitted { blobs: blobs.clone(), name: name.to_owned() };
     let mut file = tokio::fs::File::create(&staging)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot create {}: {e}", staging.display())))?;
     let mut size: u64 = 0;
+    let mut checked_room_at: u64 = 0;
     // The file's start until it decides (at most `Limits::prefix_bytes`); then nothing.
     let mut prefix = Some(Vec::new());
     let mut chunks = body.into_data_stream();
@@ -154,15 +190,34 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
                 prefix = None;
             }
         }
-        file.write_all(&chunk).await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
+        if size - checked_room_at >= ROOM_CHECK_BYTES {
+            checked_room_at = size;
+            blobs.ensure_room(0).map_err(storage_error)?;
+        }
+        file.write_all(&chunk).await.map_err(write_error)?;
     }
     if let Some(start) = prefix {
         check_start(&start, true, limits)?;
     }
-    file.sync_all().await.map_err(|e| ApiError::Internal(format!("cannot write the upload: {e}")))?;
+    file.sync_all().await.map_err(write_error)?;
     drop(file);
     blobs.commit(name).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(size)
+}
+
+/// Removes a blob's staging file when dropped (a no-op once the blob is committed, since
+/// committing renames the staging file away).
+struct RemoveUnlessCommitted {
+    blobs: platform::blobs::BlobStore,
+    name: String,
+}
+
+impl Drop for RemoveUnlessCommitted {
+    fn drop(&mut self) {
+        if let Ok(staging) = self.blobs.staging_path(&self.name) {
+            let _ = std::fs::remove_file(staging);
+        }
+    }
 }
 
 /// Whether the upload's `start` shows an importable file (`Ok(false)`: not yet known).

@@ -5,17 +5,21 @@ mod auth;
 mod body;
 mod commands;
 mod exports;
+mod idempotency;
 mod imports;
 mod jobs;
+mod limits;
 mod security;
 mod users;
 
 pub(crate) use auth::warn_while_disabled;
+pub(crate) use limits::RateLimit;
 
 use std::time::{Duration, Instant};
 
 use ::auth::{Authenticator, Principal};
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +31,7 @@ use domain::view::UserView;
 use platform::health::{self, Health};
 use platform::kafka::Positions;
 use serde_json::{Value, json};
+use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -36,6 +41,7 @@ use crate::commands::{CommandBus, Sent};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::jobs::{Exports, Imports};
+pub(crate) use idempotency::Idempotency;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -45,6 +51,8 @@ pub(crate) struct AppState {
     pub(crate) bus: CommandBus,
     pub(crate) imports: Imports,
     pub(crate) exports: Exports,
+    /// How long a `?q=` search may scan.
+    pub(crate) search_budget: Duration,
 }
 
 /// A write's result: the user after it (none once deleted), or a 202 to give the client.
@@ -56,18 +64,23 @@ pub(crate) enum Done {
 impl AppState {
     /// Sends `command`, waits for user-service's outcome and then for this gateway's projection
     /// to show it, so the next read here sees the write. Whatever does not happen within the
-    /// command timeout becomes a 202 pointing at the command's status.
+    /// command timeout becomes a 202 pointing at the command's status. Under an idempotency
+    /// key, the command's id is the key's, so a retry gets the first outcome again.
     pub(crate) async fn execute(
         &self,
         command: Command,
         correlation_id: Uuid,
         caller: &Principal,
+        key: Option<Idempotency>,
     ) -> Result<Done, ApiError> {
         let started = Instant::now();
-        let reply = match self.bus.send(command, correlation_id, caller).await? {
-            Sent::Replied(reply) => reply,
+        let reply = match self.bus.send(command, correlation_id, caller, key.as_ref()).await? {
+            Sent::Replied(reply) => *reply,
             Sent::Pending(command_id) => return Ok(Done::Pending(pending(command_id))),
         };
+        if let Some(key) = &key {
+            key.check(reply.request_digest.as_deref())?;
+        }
         let accepted = match reply.outcome {
             Outcome::Rejected(rejection) => return Err(ApiError::from_rejection(rejection)),
             Outcome::Accepted(accepted) => accepted,
@@ -80,8 +93,15 @@ impl AppState {
                 return Ok(Done::Pending(pending(reply.command_id)));
             }
         }
-        // The projection has the write now; prefer it (it may already hold a later change).
-        Ok(Done::Applied(self.users.get(accepted.user_id).or(accepted.user.filter(|_| accepted.event.is_none()))))
+        // The projection has the write now. The answer is the user as this command left it (a
+        // retry gets the same answer even after later changes); a reply from before replies
+        // carried the user names only its id.
+        let user = match (accepted.user, accepted.event) {
+            (Some(user), _) => Some(user),
+            (None, None) => None,
+            (None, Some(_)) => self.users.get(accepted.user_id),
+        };
+        Ok(Done::Applied(user))
     }
 }
 
@@ -133,15 +153,30 @@ pub(crate) async fn send_csv(
 }
 
 /// The complete public router: `/health` open to anyone, everything else (unknown paths
-/// included) behind authentication; CORS for the configured origins and the usual security
-/// headers on every answer.
-pub(crate) fn router(state: AppState, health: Health, authenticator: Authenticator, config: &Config) -> Router {
-    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+/// included) behind authentication, the rate limit per principal and the concurrency limit
+/// ([`limits`]); a request timeout on every route, a longer one on uploads; CORS for the
+/// configured origins and the usual security headers on every answer.
+pub(crate) fn router(
+    state: AppState,
+    health: Health,
+    authenticator: Authenticator,
+    rate_limit: RateLimit,
+    config: &Config,
+) -> Router {
+    let timeout = |ms| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_millis(ms));
+    let max_in_flight = Some(config.limits.max_concurrent_requests).filter(|n| *n > 0);
+    let shedding = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(limits::shed))
+        .load_shed()
+        // Global: `Router::layer` wraps each route on its own, and the limit is for them all.
+        .option_layer(max_in_flight.map(tower::limit::GlobalConcurrencyLimitLayer::new));
     Router::new()
         .merge(users::router())
         .merge(commands::router())
         .merge(imports::router())
         .merge(exports::router())
+        .layer(timeout(config.request_timeout_ms))
+        .merge(imports::upload_router().layer(timeout(config.limits.upload_timeout_ms)))
         .with_state(state)
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
@@ -149,10 +184,11 @@ pub(crate) fn router(state: AppState, health: Health, authenticator: Authenticat
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed { method: method.to_string() }
         })
+        .layer(middleware::from_fn_with_state(rate_limit, limits::rate_limit))
         .layer(middleware::from_fn_with_state(authenticator, auth::authenticate))
+        .layer(shedding)
         .merge(health::liveness_router(health))
         .layer(DefaultBodyLimit::max(config.max_json_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(middleware::map_response(security::headers))
         .layer(security::cors(&config.cors_allowed_origins))
         .layer(TraceLayer::new_for_http())

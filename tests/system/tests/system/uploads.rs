@@ -8,7 +8,7 @@ use crate::support;
 
 /// Sends a raw HTTP request and returns the status line of the answer, without waiting for the
 /// client to finish sending (as a server must answer an oversized upload).
-async fn raw_post(base: &str, head: &str, chunks: &[&[u8]]) -> String {
+pub(crate) async fn raw_post(base: &str, head: &str, chunks: &[&[u8]]) -> String {
     let addr = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(head.as_bytes()).await.expect("headers");
@@ -23,7 +23,7 @@ async fn raw_post(base: &str, head: &str, chunks: &[&[u8]]) -> String {
 }
 
 /// The head of a CSV upload by an admin, with `framing` (a length or chunked encoding).
-fn upload_head(system: &TestSystem, framing: &str) -> String {
+pub(crate) fn upload_head(system: &TestSystem, framing: &str) -> String {
     let token = system.token(auth::Role::Admin);
     format!(
         "POST /imports HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: text/csv\r\n{framing}\r\n\r\n"
@@ -31,7 +31,7 @@ fn upload_head(system: &TestSystem, framing: &str) -> String {
 }
 
 /// `body` as one HTTP chunk.
-fn chunk(body: &[u8]) -> Vec<u8> {
+pub(crate) fn chunk(body: &[u8]) -> Vec<u8> {
     [format!("{:x}\r\n", body.len()).as_bytes(), body, b"\r\n"].concat()
 }
 

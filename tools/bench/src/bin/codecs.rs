@@ -71,6 +71,7 @@ fn batch(rows: usize) -> CommandEnvelope {
         requester: "import-worker".into(),
         issued_at: Timestamp::now(),
         principal: Some("jwt:developer".into()),
+        request_digest: None,
         command: Command::Batch(items),
     }
 }
@@ -92,6 +93,7 @@ fn outcomes(rows: usize) -> Reply {
         correlation_id: Uuid::now_v7(),
         requester: "import-worker".into(),
         outcome: Outcome::Batch(items),
+        request_digest: None,
     }
 }
 
