@@ -110,9 +110,17 @@ async fn uploads_have_a_timeout_of_their_own_and_a_timed_out_upload_leaves_no_fi
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&chunk(b"email,name\n")).await.unwrap();
+    let mut early = vec![0; 4096];
     for i in 0..4 {
-        // A slow client: the pause between chunks is what the test is about.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // A slow client: between chunks, the gateway must not answer (a 408 would come now).
+        let answered =
+            tokio::time::timeout(Duration::from_millis(400), tokio::io::AsyncReadExt::read(&mut stream, &mut early))
+                .await;
+        assert!(
+            answered.is_err(),
+            "answered before the upload ended: {:?}",
+            answered.map(|n| n.map(|n| String::from_utf8_lossy(&early[..n]).into_owned()))
+        );
         stream.write_all(&chunk(format!("slow{i}@example.com,Slow\n").as_bytes())).await.unwrap();
     }
     stream.write_all(b"0\r\n\r\n").await.unwrap();
