@@ -45,6 +45,9 @@ pub enum ApiError {
     /// The caller made more requests than its rate allows (429); retry after the wait.
     #[error("too many requests: retry in {} s", retry_after_secs(*.retry_after))]
     TooManyRequests { retry_after: std::time::Duration },
+    /// The request (or upload) took longer than its time limit (408); its work was cancelled.
+    #[error("the request took longer than the limit of {} ms and was cancelled", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     /// More requests in flight than the gateway takes at once (503, shed rather than queued).
     #[error("the service is handling as many requests as it can; retry shortly")]
     Overloaded,
@@ -116,6 +119,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "urn:problem:rate-limited", "Too Many Requests")
             }
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "urn:problem:request-timeout", "Request Timeout"),
             Self::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:overloaded", "Service Unavailable"),
             Self::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "urn:problem:insufficient-storage", "Insufficient Storage")

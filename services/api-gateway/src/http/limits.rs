@@ -5,7 +5,7 @@
 //! - each principal's requests at `GATEWAY_RATE_LIMIT_PER_SECOND` on average, with bursts up to
 //!   `GATEWAY_RATE_LIMIT_BURST` (a GCRA bucket per principal, from the governor crate); above
 //!   it, 429 with the wait in `Retry-After`;
-//! - a request timeout, and a longer one for uploads (see `super::router`).
+//! - a request timeout, and a longer one for uploads ([`time_limit`], placed by `super::router`).
 //!
 //! `/health` stays outside all of them: an overloaded gateway is still alive.
 
@@ -69,6 +69,18 @@ pub(crate) async fn rate_limit(State(limit): State<RateLimit>, request: Request,
         return ApiError::TooManyRequests { retry_after }.into_response();
     }
     next.run(request).await
+}
+
+/// Answers 408 (problem+json) to a request still unanswered after `limit`, cancelling its work
+/// (an upload's partial file is removed by its own guard). For `middleware::from_fn_with_state`.
+pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_elapsed) => {
+            metrics::counter!("http_requests_refused_total", "reason" => "timed_out").increment(1);
+            ApiError::RequestTimeout(limit).into_response()
+        }
+    }
 }
 
 /// The answer for a request the concurrency limit shed (or any other failure of the limiting

@@ -33,7 +33,6 @@ use platform::kafka::Positions;
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
@@ -163,7 +162,7 @@ pub(crate) fn router(
     rate_limit: RateLimit,
     config: &Config,
 ) -> Router {
-    let timeout = |ms| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_millis(ms));
+    let timeout = |ms| middleware::from_fn_with_state(Duration::from_millis(ms), limits::time_limit);
     let max_in_flight = Some(config.limits.max_concurrent_requests).filter(|n| *n > 0);
     let shedding = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(limits::shed))

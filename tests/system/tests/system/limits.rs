@@ -139,7 +139,9 @@ async fn uploads_have_a_timeout_of_their_own_and_a_timed_out_upload_leaves_no_fi
     let answer = tokio::time::timeout(Duration::from_secs(10), raw_post(&system.gateway.url, &head, &[&start]))
         .await
         .expect("answered before the upload ended");
-    assert!(answer.contains("408"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("urn:problem:request-timeout"), "{answer}");
     platform::testing::eventually("the partial upload removed", Duration::from_secs(5), || async {
         walk(&system.options.blob_dir).is_empty().then_some(())
     })
