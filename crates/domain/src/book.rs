@@ -19,6 +19,11 @@ pub trait JobStatus: Clone {
     fn not_behind(self, previous: &Self) -> Self;
     /// When it finished; `None` while it is queued or running.
     fn finished_at(&self) -> Option<Timestamp>;
+    /// For a job requested under an idempotency key: the digest of the request it runs (while
+    /// queued, of the first request announced under its id), which a retry must match.
+    fn request_digest(&self) -> Option<&str>;
+    /// Announced, not started yet.
+    fn is_queued(&self) -> bool;
 }
 
 #[derive(Debug)]
@@ -104,6 +109,12 @@ mod tests {
         }
         fn finished_at(&self) -> Option<Timestamp> {
             self.finished_at
+        }
+        fn request_digest(&self) -> Option<&str> {
+            None
+        }
+        fn is_queued(&self) -> bool {
+            self.finished_at.is_none()
         }
     }
 

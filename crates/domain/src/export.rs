@@ -176,6 +176,9 @@ pub struct ExportRequest {
     pub requested_at: Timestamp,
     /// Who asked for it.
     pub principal: Option<String>,
+    /// Under an `Idempotency-Key`: the SHA-256 (hex) of the HTTP request, to tell a retry (the
+    /// same digest) from the key used again for another request.
+    pub request_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -224,6 +227,9 @@ pub struct ExportStatus {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// The request digest of the request this job runs (while queued: of the first one
+    /// announced under its id); see [`JobStatus::request_digest`].
+    pub request_digest: Option<String>,
 }
 
 impl ExportStatus {
@@ -242,6 +248,7 @@ impl ExportStatus {
             started_at: None,
             finished_at: None,
             error: None,
+            request_digest: request.request_digest.clone(),
         }
     }
 
@@ -264,16 +271,28 @@ impl JobStatus for ExportStatus {
         self.requested_at
     }
 
+    fn request_digest(&self) -> Option<&str> {
+        self.request_digest.as_deref()
+    }
+
+    fn is_queued(&self) -> bool {
+        self.state == ExportState::Queued
+    }
+
     /// This status, never behind `previous`. A finished export stays as it finished, except that
     /// a completed one may later expire. A rerun after a crash counts again from zero, but while
-    /// running, what readers saw does not go back.
+    /// running, what readers saw does not go back. A job is announced (queued) once: a second
+    /// announcement under its id (a retry, or a request racing it under the same idempotency
+    /// key) changes nothing.
     fn not_behind(mut self, previous: &Self) -> Self {
         if previous.state == ExportState::Completed && self.state == ExportState::Expired {
             return ExportStatus { state: ExportState::Expired, ..previous.clone() };
         }
-        if previous.state.is_finished() {
+        if previous.state.is_finished() || self.state == ExportState::Queued {
             return previous.clone();
         }
+        // The worker's statuses carry the digest of the request it runs.
+        self.request_digest = self.request_digest.or_else(|| previous.request_digest.clone());
         if !self.state.is_finished() {
             self.state = self.state.max(previous.state);
             self.rows_written = self.rows_written.max(previous.rows_written);
@@ -369,6 +388,7 @@ mod tests {
             positions: Vec::new(),
             requested_at: Timestamp::from_millis(0),
             principal: None,
+            request_digest: None,
         };
         let done = ExportStatus {
             state: ExportState::Completed,
@@ -382,5 +402,31 @@ mod tests {
         assert_eq!((expired.state, expired.rows_written), (ExportState::Expired, 9));
         let running = ExportStatus { rows_written: 5, ..rerun.clone() };
         assert_eq!(rerun.not_behind(&running).rows_written, 5);
+    }
+
+    #[test]
+    fn the_first_announcement_of_an_export_stands_and_the_worker_names_the_request_it_runs() {
+        let queued = |digest: &str, at: i64| {
+            ExportStatus::queued(&ExportRequest {
+                export_id: Uuid::nil(),
+                filter: ExportFilter::default(),
+                columns: Column::DEFAULT.to_vec(),
+                positions: Vec::new(),
+                requested_at: Timestamp::from_millis(at),
+                principal: None,
+                request_digest: Some(digest.into()),
+            })
+        };
+        let book = ExportBook::default();
+        book.apply(queued("aa", 1));
+        book.apply(queued("bb", 2));
+        assert_eq!(book.get(Uuid::nil()), Some(queued("aa", 1)));
+        let running = ExportStatus { state: ExportState::Running, ..queued("bb", 2) };
+        book.apply(running.clone());
+        book.apply(queued("cc", 3));
+        assert_eq!(book.get(Uuid::nil()), Some(running));
+        let done = ExportStatus { state: ExportState::Completed, request_digest: None, ..queued("bb", 2) };
+        book.apply(done);
+        assert_eq!(book.get(Uuid::nil()).unwrap().request_digest.as_deref(), Some("bb"));
     }
 }

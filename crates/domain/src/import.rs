@@ -45,6 +45,9 @@ pub struct ImportRequest {
     pub requested_at: Timestamp,
     /// Who uploaded the file; the rows' commands carry it.
     pub principal: Option<String>,
+    /// Under an `Idempotency-Key`: the SHA-256 (hex) of the HTTP request, to tell a retry (the
+    /// same digest) from the key used again for another request.
+    pub request_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,6 +93,9 @@ pub struct ImportStatus {
     pub warnings: Vec<String>,
     /// The error report (CSV, one line per rejected row) in blob storage, once finished.
     pub errors_blob: Option<String>,
+    /// The request digest of the request this job runs (while queued: of the first one
+    /// announced under its id); see [`JobStatus::request_digest`].
+    pub request_digest: Option<String>,
 }
 
 impl ImportStatus {
@@ -109,6 +115,7 @@ impl ImportStatus {
             error: None,
             warnings: Vec::new(),
             errors_blob: None,
+            request_digest: request.request_digest.clone(),
         }
     }
 
@@ -137,12 +144,24 @@ impl JobStatus for ImportStatus {
         self.requested_at
     }
 
+    fn request_digest(&self) -> Option<&str> {
+        self.request_digest.as_deref()
+    }
+
+    fn is_queued(&self) -> bool {
+        self.state == ImportState::Queued
+    }
+
     /// This status, never behind `previous`: a worker resuming an import after a crash starts
-    /// counting again, but what readers saw does not go back.
+    /// counting again, but what readers saw does not go back. A job is announced (queued) once:
+    /// a second announcement under its id (a retry, or a request racing it under the same
+    /// idempotency key) changes nothing.
     fn not_behind(mut self, previous: &Self) -> Self {
-        if previous.state.is_finished() {
+        if previous.state.is_finished() || self.state == ImportState::Queued {
             return previous.clone();
         }
+        // The worker's statuses carry the digest of the request it runs.
+        self.request_digest = self.request_digest.or_else(|| previous.request_digest.clone());
         self.state = self.state.max(previous.state);
         self.rows_read = self.rows_read.max(previous.rows_read);
         self.accepted = self.accepted.max(previous.accepted);
@@ -157,14 +176,19 @@ mod tests {
     use super::*;
 
     fn status(state: ImportState, rows: u64) -> ImportStatus {
+        announced(None, 0, state, rows)
+    }
+
+    fn announced(digest: Option<&str>, at: i64, state: ImportState, rows: u64) -> ImportStatus {
         let request = ImportRequest {
             import_id: Uuid::nil(),
             blob: "x".into(),
             file_name: None,
             size_bytes: 1,
             mode: ImportMode::Create,
-            requested_at: Timestamp::from_millis(0),
+            requested_at: Timestamp::from_millis(at),
             principal: None,
+            request_digest: digest.map(str::to_owned),
         };
         ImportStatus { state, rows_read: rows, accepted: rows, ..ImportStatus::queued(&request) }
     }
@@ -182,5 +206,24 @@ mod tests {
     fn a_finished_import_stays_finished() {
         let done = status(ImportState::Completed, 7);
         assert_eq!(status(ImportState::Running, 3).not_behind(&done), done);
+    }
+
+    #[test]
+    fn the_first_announcement_of_a_job_stands_and_the_worker_names_the_request_it_runs() {
+        let book = ImportBook::default();
+        let first = announced(Some("aa"), 1, ImportState::Queued, 0);
+        book.apply(first.clone());
+        // A retry, or a request racing the first under the same key: no change.
+        book.apply(announced(Some("bb"), 2, ImportState::Queued, 0));
+        assert_eq!(book.get(Uuid::nil()), Some(first));
+        // The worker's statuses come from the request it runs, digest included.
+        book.apply(announced(Some("bb"), 2, ImportState::Running, 5));
+        let running = book.get(Uuid::nil()).unwrap();
+        assert_eq!((running.state, running.request_digest.as_deref()), (ImportState::Running, Some("bb")));
+        book.apply(announced(Some("cc"), 3, ImportState::Queued, 0));
+        assert_eq!(book.get(Uuid::nil()), Some(running), "an announcement never sets a job back");
+        // A status from before digests existed keeps the digest readers saw.
+        book.apply(announced(None, 2, ImportState::Running, 9));
+        assert_eq!(book.get(Uuid::nil()).unwrap().request_digest.as_deref(), Some("bb"));
     }
 }

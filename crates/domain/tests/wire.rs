@@ -182,6 +182,7 @@ fn import_requests_and_statuses_round_trip() {
         mode: ImportMode::Upsert,
         requested_at: Timestamp::from_millis(7),
         principal: Some("jwt:admin".into()),
+        request_digest: Some("5a".repeat(32)),
     };
     assert_eq!(round_trip::<_, contract::imports::ImportRequested>(&request), request);
     let queued = ImportStatus::queued(&request);
@@ -220,6 +221,7 @@ fn export_requests_and_statuses_round_trip() {
             positions: vec![EventPosition { partition: 0, offset: 12 }, EventPosition { partition: 5, offset: 0 }],
             requested_at: Timestamp::from_millis(7),
             principal: Some("apikey:reports".into()),
+            request_digest: Some("c3".repeat(32)),
         };
         assert_eq!(round_trip::<_, contract::exports::ExportRequested>(&request), request);
         let queued = ExportStatus::queued(&request);
@@ -274,6 +276,7 @@ fn out_of_range_values_from_the_wire_are_refused_never_clamped() {
         mode: ImportMode::Create,
         requested_at: Timestamp::from_millis(0),
         principal: None,
+        request_digest: None,
     }))
     .unwrap();
     status.accepted = -3;
@@ -294,6 +297,7 @@ fn out_of_range_values_from_the_wire_are_refused_never_clamped() {
         positions: vec![],
         requested_at: 0,
         principal: None,
+        request_digest: None,
     };
     assert_eq!(ExportRequest::try_from(request(filter.clone())).unwrap_err().field, "min_age");
     filter.min_age = Some(-1);

@@ -16,6 +16,7 @@ use platform::topic::Topic;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::http::Idempotency;
 
 /// One kind of job: its status `S` (`SR` on the wire), read into a book, and its request
 /// (`QR` on the wire).
@@ -65,20 +66,60 @@ where
 
     /// Publishes the job's first status, then its request, and waits until this gateway's book
     /// shows the job, so its status URL answers right away.
-    pub(crate) async fn announce<Q>(&self, id: Uuid, status: S, request: Q) -> Result<(), ApiError>
+    ///
+    /// Under an idempotency `key` (the job's id is the key's), a job is announced once: the
+    /// first status published under its id wins in every book (`JobStatus::not_behind`), so
+    /// the request goes out only once this gateway's book shows that the winner asked the same
+    /// (the same digest; else 422, and nothing is requested). Requests racing with the same
+    /// digest may each send theirs: the worker runs the job once and skips the others (an
+    /// import's skipped upload is removed). A retry of a job still queued sends its request
+    /// again, which also heals a first attempt cut off between its status and its request.
+    pub(crate) async fn announce<Q>(
+        &self,
+        id: Uuid,
+        status: S,
+        request: Q,
+        key: Option<&Idempotency>,
+    ) -> Result<Announced<S>, ApiError>
     where
         Q: TryInto<QR, Error = MappingError>,
     {
-        let key = id.to_string();
+        let job = id.to_string();
         let unavailable =
             |e: platform::topic::PublishError| ApiError::Unavailable(format!("cannot announce the job: {e}"));
-        let queued = self.statuses.publish(&self.producer, key.as_bytes(), status).await.map_err(unavailable)?;
-        self.requests.publish(&self.producer, key.as_bytes(), request).await.map_err(unavailable)?;
-        if !self.positions.wait_applied(queued.partition, queued.offset, self.timeout).await {
+        if let Some(key) = key
+            && let Some(known) = self.book.get(id)
+        {
+            key.check(known.request_digest())?;
+            if known.is_queued() {
+                self.requests.publish(&self.producer, job.as_bytes(), request).await.map_err(unavailable)?;
+                return Ok(Announced::Queued);
+            }
+            return Ok(Announced::Before(known));
+        }
+        let queued = self.statuses.publish(&self.producer, job.as_bytes(), status).await.map_err(unavailable)?;
+        let shown = self.positions.wait_applied(queued.partition, queued.offset, self.timeout).await;
+        if let Some(key) = key {
+            // Which announcement came first is known only once the book has read this one.
+            let first = self.book.get(id).filter(|_| shown).ok_or_else(|| {
+                ApiError::Unavailable(format!("the job status view is lagging; job {id} cannot be confirmed yet"))
+            })?;
+            key.check(first.request_digest())?;
+        } else if !shown {
             tracing::warn!(%id, "the job status view is lagging");
         }
-        Ok(())
+        self.requests.publish(&self.producer, job.as_bytes(), request).await.map_err(unavailable)?;
+        Ok(Announced::Queued)
     }
+}
+
+/// What [`Jobs::announce`] did.
+#[derive(Debug)]
+pub(crate) enum Announced<S> {
+    /// The job is queued: its request is sent.
+    Queued,
+    /// A retry: the job was announced before and is past queued; this is its status.
+    Before(S),
 }
 
 /// Imports: uploads go to blob storage, announcements and statuses through [`Jobs`].

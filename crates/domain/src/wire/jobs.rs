@@ -42,6 +42,7 @@ impl TryFrom<ImportRequest> for i::ImportRequested {
             mode: mode_to(request.mode),
             requested_at: request.requested_at.millis(),
             principal: request.principal,
+            request_digest: request.request_digest,
         })
     }
 }
@@ -58,6 +59,7 @@ impl TryFrom<i::ImportRequested> for ImportRequest {
             mode: mode_from(record.mode),
             requested_at: Timestamp::from_millis(record.requested_at),
             principal: record.principal,
+            request_digest: record.request_digest,
         })
     }
 }
@@ -86,6 +88,7 @@ impl TryFrom<ImportStatus> for i::ImportStatus {
             error: status.error,
             warnings: status.warnings,
             errors_blob: status.errors_blob,
+            request_digest: status.request_digest,
         })
     }
 }
@@ -114,6 +117,7 @@ impl TryFrom<i::ImportStatus> for ImportStatus {
             error: record.error,
             warnings: record.warnings,
             errors_blob: record.errors_blob,
+            request_digest: record.request_digest,
         })
     }
 }
@@ -187,6 +191,7 @@ impl TryFrom<ExportRequest> for x::ExportRequested {
                 .collect(),
             requested_at: request.requested_at.millis(),
             principal: request.principal,
+            request_digest: request.request_digest,
         })
     }
 }
@@ -206,6 +211,7 @@ impl TryFrom<x::ExportRequested> for ExportRequest {
                 .collect(),
             requested_at: Timestamp::from_millis(record.requested_at),
             principal: record.principal,
+            request_digest: record.request_digest,
         })
     }
 }
@@ -234,6 +240,7 @@ impl TryFrom<ExportStatus> for x::ExportStatus {
             started_at: millis(status.started_at),
             finished_at: millis(status.finished_at),
             error: status.error,
+            request_digest: status.request_digest,
         })
     }
 }
@@ -262,6 +269,7 @@ impl TryFrom<x::ExportStatus> for ExportStatus {
             started_at: timestamp(record.started_at),
             finished_at: timestamp(record.finished_at),
             error: record.error,
+            request_digest: record.request_digest,
         })
     }
 }

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::auth::{Admin, Authorized};
 use super::jobs::{self, JobView};
-use super::{AppState, body};
+use super::{AppState, Idempotency, body, idempotency};
 use crate::error::ApiError;
 
 pub(crate) fn router() -> Router<AppState> {
@@ -66,24 +66,26 @@ fn status_json(status: &ExportStatus) -> Value {
 }
 
 /// `POST /exports` with an optional JSON body of filters and columns: 202 with the status URL.
+/// Under an `Idempotency-Key`, the export's id is the key's and a retry (the same filters and
+/// columns) gets the same answer; see `Jobs::announce`.
 async fn request(
     Authorized(caller, ..): Authorized<Admin>,
     State(app): State<AppState>,
     headers: HeaderMap,
     payload: Bytes,
 ) -> Result<Response, ApiError> {
-    let spec = if payload.iter().all(u8::is_ascii_whitespace) {
-        body::export(&json!({}))?
+    let value = if payload.iter().all(u8::is_ascii_whitespace) {
+        json!({})
     } else {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
         if !content_type.to_ascii_lowercase().starts_with("application/json") {
             return Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json".into()));
         }
-        let value: Value =
-            serde_json::from_slice(&payload).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-        body::export(&value)?
+        serde_json::from_slice(&payload).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?
     };
-    let (filter, columns) = spec.validate().map_err(ApiError::Invalid)?;
+    let (filter, columns) = body::export(&value)?.validate().map_err(ApiError::Invalid)?;
+    let canonical = idempotency::canonical_json(&value);
+    let key = Idempotency::of(&caller, "exports", &Method::POST, "/exports", &headers, &canonical)?;
     // The export-worker writes into the same storage: refused now rather than failing later.
     app.exports.blobs.ensure_room(0).map_err(super::imports::storage_error)?;
     // Everything this gateway has applied, hence every write it has acknowledged: the offset
@@ -96,10 +98,17 @@ async fn request(
         .map(|(partition, last)| EventPosition { partition, offset: last + 1 })
         .collect();
     positions.sort_by_key(|p| p.partition);
-    let export_id = Uuid::now_v7();
-    let requested_at = Timestamp::now();
-    let request = ExportRequest { export_id, filter, columns, positions, requested_at, principal: Some(caller.id) };
-    app.exports.jobs.announce(export_id, ExportStatus::queued(&request), request).await?;
+    let export_id = key.as_ref().map_or_else(Uuid::now_v7, |k| k.id);
+    let request = ExportRequest {
+        export_id,
+        filter,
+        columns,
+        positions,
+        requested_at: Timestamp::now(),
+        principal: Some(caller.id),
+        request_digest: key.as_ref().map(|k| k.digest.clone()),
+    };
+    app.exports.jobs.announce(export_id, ExportStatus::queued(&request), request, key.as_ref()).await?;
     let url = format!("/exports/{export_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
     let body = json!({

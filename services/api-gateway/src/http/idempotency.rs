@@ -7,9 +7,14 @@
 //! first outcome together with the first request's digest. So any gateway instance, at any
 //! time within the window, answers a retry from what Kafka holds; a digest that differs from
 //! the retry's own means the key was used for another request: 422.
+//!
+//! Imports and exports work the same way with the job's id and its status topic (see
+//! `crate::jobs::Jobs::announce`): the key is the job's id, and the job's status carries the
+//! digest of the request it runs.
 
 use auth::Principal;
 use axum::http::{HeaderMap, HeaderName, Method, header};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -34,9 +39,9 @@ pub(crate) struct Idempotency {
 }
 
 impl Idempotency {
-    /// The request's key, if it has one, tied to `caller` and to what it asks (`scope` keeps
-    /// users, imports and exports apart). 400 for a key that is empty, too long or not
-    /// visible ASCII.
+    /// The request's key, if it has one, tied to `caller` and to what it asks: method, path,
+    /// `If-Match` and `body` (`scope` keeps users, imports and exports apart). 400 for a key
+    /// that is empty, too long or not visible ASCII.
     pub(crate) fn of(
         caller: &Principal,
         scope: &str,
@@ -45,6 +50,22 @@ impl Idempotency {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Option<Self>, ApiError> {
+        let asked = [method.as_str(), path, if_match(headers)];
+        Ok(Self::begin(caller, scope, headers, &asked)?.map(|mut request| {
+            request.update(body);
+            request.finish()
+        }))
+    }
+
+    /// [`Idempotency::of`] for a body that is still arriving (an upload): what the request
+    /// asks apart from its body is `asked`; the body goes to [`KeyedRequest::update`] as it
+    /// comes.
+    pub(crate) fn begin(
+        caller: &Principal,
+        scope: &str,
+        headers: &HeaderMap,
+        asked: &[&str],
+    ) -> Result<Option<KeyedRequest>, ApiError> {
         let Some(raw) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
         let key =
             raw.to_str().ok().map(str::trim).filter(|k| {
@@ -55,13 +76,11 @@ impl Idempotency {
         })?;
         let id = Uuid::new_v5(&NAMESPACE, format!("{scope}\n{}\n{key}", caller.id).as_bytes());
         let mut sha = Sha256::new();
-        for part in [method.as_str().as_bytes(), path.as_bytes(), if_match(headers).as_bytes()] {
+        for part in asked {
             sha.update((part.len() as u64).to_be_bytes());
-            sha.update(part);
+            sha.update(part.as_bytes());
         }
-        sha.update(body);
-        let digest = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Some(Self { id, digest }))
+        Ok(Some(KeyedRequest { id, sha }))
     }
 
     /// Whether the first request under this key (whose digest `first` is) was this one.
@@ -69,11 +88,50 @@ impl Idempotency {
     pub(crate) fn check(&self, first: Option<&str>) -> Result<(), ApiError> {
         match first {
             Some(first) if first != self.digest => Err(ApiError::IdempotencyKeyReused(
-                "this Idempotency-Key was used for another request (another method, path, If-Match or body) within the last 24 hours".into(),
+                "this Idempotency-Key was already used for a different request (another method, path, If-Match, body or file); a new request needs a new key".into(),
             )),
             _ => Ok(()),
         }
     }
+}
+
+/// A request under an idempotency key whose body is being digested.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyedRequest {
+    id: Uuid,
+    sha: Sha256,
+}
+
+impl KeyedRequest {
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub(crate) fn update(&mut self, body: &[u8]) {
+        self.sha.update(body);
+    }
+
+    pub(crate) fn finish(self) -> Idempotency {
+        let digest = self.sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Idempotency { id: self.id, digest }
+    }
+}
+
+/// `value` as bytes with every object's keys sorted and no spacing: JSON bodies that differ
+/// only in layout or key order ask the same, and digest the same.
+pub(crate) fn canonical_json(value: &Value) -> Vec<u8> {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_vec(&sorted(value)).unwrap_or_default()
 }
 
 fn if_match(headers: &HeaderMap) -> &str {
@@ -111,6 +169,16 @@ mod tests {
         let other = of("jwt:a", "users", &key("k1"), b"{\"name\":\"x\"}");
         assert_eq!(other.id, first.id);
         assert!(matches!(other.check(Some(&first.digest)), Err(ApiError::IdempotencyKeyReused(_))));
+    }
+
+    #[test]
+    fn json_that_differs_in_layout_or_key_order_is_one_request() {
+        let a: Value = serde_json::from_str(r#"{"b": [ {"y":1,"x":2} ], "a": null}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{ "a":null,"b":[{"x":2, "y":1}]}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        assert_eq!(canonical_json(&a), br#"{"a":null,"b":[{"x":2,"y":1}]}"#);
+        let c: Value = serde_json::from_str(r#"{"a":null,"b":[{"x":2,"y":2}]}"#).unwrap();
+        assert_ne!(canonical_json(&a), canonical_json(&c));
     }
 
     #[test]

@@ -24,8 +24,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::auth::{Admin, Authorized};
+use super::idempotency::{Idempotency, KeyedRequest};
 use super::jobs::{self, JobView};
 use crate::error::ApiError;
+use crate::jobs::Announced;
 
 pub(crate) fn router() -> Router<AppState> {
     jobs::routes::<ImportStatus>().route("/imports/{id}/errors", get(errors))
@@ -76,6 +78,8 @@ fn file_name(headers: &HeaderMap) -> Option<String> {
 }
 
 /// `POST /imports[?mode=upsert]` with a `text/csv` body: 202 with the import's status URL.
+/// Under an `Idempotency-Key`, the import's id is the key's and a retry (the same mode, file
+/// name and content) gets the same answer; see `Jobs::announce`.
 async fn upload(
     Authorized(caller, ..): Authorized<Admin>,
     State(app): State<AppState>,
@@ -99,13 +103,20 @@ async fn upload(
         return Err(too_large(limit));
     }
 
+    let file_name = file_name(&headers);
+    let asked = ["POST", "/imports", mode.as_str(), file_name.as_deref().unwrap_or_default()];
+    let mut keyed = Idempotency::begin(&caller, "imports", &headers, &asked)?;
+
     // Refused before a byte is stored when the disk could not take it (a chunked upload
     // declares no size: it is cut off if it reaches the reserve).
     app.imports.blobs.ensure_room(declared.unwrap_or(0)).map_err(storage_error)?;
 
-    let import_id = Uuid::now_v7();
-    let blob = format!("imports/{import_id}.csv");
-    let stored = store(&app, &blob, body, limit).await;
+    // Each upload has a file of its own, even a retry of a keyed import (two of them may be
+    // arriving at once, at two gateways); the worker runs the import from one of them.
+    let upload_id = Uuid::now_v7();
+    let import_id = keyed.as_ref().map_or(upload_id, KeyedRequest::id);
+    let blob = format!("imports/{upload_id}.csv");
+    let stored = store(&app, &blob, body, limit, keyed.as_mut()).await;
     let size_bytes = match stored {
         Ok(size) => size,
         Err(error) => {
@@ -113,19 +124,27 @@ async fn upload(
             return Err(error);
         }
     };
+    let key = keyed.map(KeyedRequest::finish);
     let request = ImportRequest {
         import_id,
         blob,
-        file_name: file_name(&headers),
+        file_name,
         size_bytes,
         mode,
         requested_at: Timestamp::now(),
         principal: Some(caller.id),
+        request_digest: key.as_ref().map(|k| k.digest.clone()),
     };
     let blob = request.blob.clone();
-    if let Err(error) = app.imports.jobs.announce(import_id, ImportStatus::queued(&request), request).await {
-        app.imports.blobs.remove(&blob);
-        return Err(error);
+    match app.imports.jobs.announce(import_id, ImportStatus::queued(&request), request, key.as_ref()).await {
+        // Sent: the worker removes the file once the import is done (or skipped as a repeat).
+        Ok(Announced::Queued) => {}
+        // A retry of an import under way or done: this copy of the file is not needed.
+        Ok(Announced::Before(_)) => app.imports.blobs.remove(&blob),
+        Err(error) => {
+            app.imports.blobs.remove(&blob);
+            return Err(error);
+        }
     }
     let url = format!("/imports/{import_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
@@ -159,10 +178,17 @@ fn too_large(limit: u64) -> ApiError {
 /// How often (in bytes received) an upload checks that the disk keeps its reserve.
 const ROOM_CHECK_BYTES: u64 = 16 << 20;
 
-/// Streams the body into blob `name` and puts it in place once complete. The file's start
+/// Streams the body into blob `name` (and into the digest of a keyed request) and puts it in
+/// place once complete. The file's start
 /// (a valid header within the CSV limits, and a first row) is checked while it arrives, in
 /// bounded memory: a file that cannot be imported is refused without reading the rest.
-async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64, ApiError> {
+async fn store(
+    app: &AppState,
+    name: &str,
+    body: Body,
+    limit: u64,
+    mut keyed: Option<&mut KeyedRequest>,
+) -> Result<u64, ApiError> {
     let blobs = &app.imports.blobs;
     let limits = app.imports.limits;
     let staging = blobs.staging_path(name).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -193,6 +219,9 @@ async fn store(app: &AppState, name: &str, body: Body, limit: u64) -> Result<u64
         if size - checked_room_at >= ROOM_CHECK_BYTES {
             checked_room_at = size;
             blobs.ensure_room(0).map_err(storage_error)?;
+        }
+        if let Some(keyed) = keyed.as_mut() {
+            keyed.update(&chunk);
         }
         file.write_all(&chunk).await.map_err(write_error)?;
     }
