@@ -26,6 +26,33 @@ pub trait JobStatus: Clone {
     fn is_queued(&self) -> bool;
 }
 
+/// The [`JobStatus`] methods that read a status's fields, alike for every kind of job: `$id` is
+/// the field holding the job's id, `$queued` its queued state. For inside an `impl JobStatus`.
+macro_rules! job_status_fields {
+    ($id:ident, $queued:path) => {
+        fn job_id(&self) -> Uuid {
+            self.$id
+        }
+
+        fn finished_at(&self) -> Option<Timestamp> {
+            self.finished_at
+        }
+
+        fn requested_at(&self) -> Timestamp {
+            self.requested_at
+        }
+
+        fn request_digest(&self) -> Option<&str> {
+            self.request_digest.as_deref()
+        }
+
+        fn is_queued(&self) -> bool {
+            self.state == $queued
+        }
+    };
+}
+pub(crate) use job_status_fields;
+
 #[derive(Debug)]
 pub struct StatusBook<S> {
     statuses: Arc<DashMap<Uuid, S>>,

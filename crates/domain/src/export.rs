@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::book::{JobStatus, StatusBook};
+use crate::book::{JobStatus, StatusBook, job_status_fields};
 use crate::reply::EventPosition;
 use crate::time::Timestamp;
 use crate::user::{Age, FieldError, User};
@@ -259,25 +259,7 @@ impl ExportStatus {
 }
 
 impl JobStatus for ExportStatus {
-    fn job_id(&self) -> Uuid {
-        self.export_id
-    }
-
-    fn finished_at(&self) -> Option<Timestamp> {
-        self.finished_at
-    }
-
-    fn requested_at(&self) -> Timestamp {
-        self.requested_at
-    }
-
-    fn request_digest(&self) -> Option<&str> {
-        self.request_digest.as_deref()
-    }
-
-    fn is_queued(&self) -> bool {
-        self.state == ExportState::Queued
-    }
+    job_status_fields!(export_id, ExportState::Queued);
 
     /// This status, never behind `previous`. A finished export stays as it finished, except that
     /// a completed one may later expire. A rerun after a crash counts again from zero, but while

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::book::{JobStatus, StatusBook};
+use crate::book::{JobStatus, StatusBook, job_status_fields};
 use crate::time::Timestamp;
 
 /// What to do with a row whose email already belongs to a user.
@@ -132,25 +132,7 @@ impl ImportStatus {
 pub type ImportBook = StatusBook<ImportStatus>;
 
 impl JobStatus for ImportStatus {
-    fn job_id(&self) -> Uuid {
-        self.import_id
-    }
-
-    fn finished_at(&self) -> Option<Timestamp> {
-        self.finished_at
-    }
-
-    fn requested_at(&self) -> Timestamp {
-        self.requested_at
-    }
-
-    fn request_digest(&self) -> Option<&str> {
-        self.request_digest.as_deref()
-    }
-
-    fn is_queued(&self) -> bool {
-        self.state == ImportState::Queued
-    }
+    job_status_fields!(import_id, ImportState::Queued);
 
     /// This status, never behind `previous`: a worker resuming an import after a crash starts
     /// counting again, but what readers saw does not go back. A job is announced (queued) once:
