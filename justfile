@@ -120,6 +120,10 @@ lint:
 duplication:
     deploy/node_modules/.bin/jscpd --min-lines 6 --format rust --ignore '**/tests/**' --reporters console --no-colors --exit-code 1 crates services infra tools
 
+# Regenerates services/api-gateway/openapi.json from the code (a test fails while they differ)
+openapi:
+    UPDATE_OPENAPI=1 cargo test --quiet -p api-gateway --lib -- openapi::tests::the_served_document_is_the_checked_in_openapi_json
+
 # The Avro contract in schemas/ against every release in schemas/releases/, at FULL_TRANSITIVE
 schema-check:
     cargo run --quiet -p schema-registry --bin schema-check -- schemas

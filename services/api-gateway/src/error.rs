@@ -6,7 +6,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::reply::{Rejection, RejectionReason};
 use domain::user::FieldError;
-use serde::Serialize;
+
+use crate::http::schema::{FieldProblem, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -64,24 +65,6 @@ pub enum ApiError {
     /// 500; the cause is logged, the body says nothing about it.
     #[error("an internal error occurred; it has been logged")]
     Internal(String),
-}
-
-#[derive(Debug, Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    errors: Vec<ProblemField<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct ProblemField<'a> {
-    field: &'a str,
-    code: &'a str,
-    message: &'a str,
 }
 
 impl ApiError {
@@ -155,13 +138,19 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => tracing::error!(%cause, "request failed: internal error"),
             _ => {}
         }
-        let errors: Vec<ProblemField<'_>> = match &self {
+        let errors = match &self {
             Self::Invalid(errors) | Self::EmailTaken { errors, .. } => {
-                errors.iter().map(|e| ProblemField { field: &e.field, code: &e.code, message: &e.message }).collect()
+                errors.iter().cloned().map(FieldProblem::from).collect()
             }
             _ => Vec::new(),
         };
-        let problem = Problem { kind, title, status: status.as_u16(), detail: self.to_string(), errors };
+        let problem = Problem {
+            kind: kind.to_owned(),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors,
+        };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
         match &self {

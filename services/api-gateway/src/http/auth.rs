@@ -1,8 +1,8 @@
-//! Who may call what. Every route but the public ones (`/health`) passes [`authenticate`],
-//! which turns the credentials into a [`Principal`] or answers 401; a handler names the role it
-//! needs by taking an [`Authorized`] of that role, which answers 403 when the principal's role
-//! is not enough. Credentials never reach a log: the headers carrying them are marked
-//! sensitive, and errors name what was wrong, never the value.
+//! Who may call what. Every route but the public ones (`/health`, `/openapi.json`, `/docs`)
+//! passes [`authenticate`], which turns the credentials into a [`Principal`] or answers 401; a
+//! handler names the role it needs by taking an [`Authorized`] of that role, which answers 403
+//! when the principal's role is not enough. Credentials never reach a log: the headers carrying
+//! them are marked sensitive, and errors name what was wrong, never the value.
 
 use std::marker::PhantomData;
 use std::time::Duration;

@@ -1,51 +1,69 @@
 //! `/commands/{id}`: the outcome of a write that answered 202.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use domain::reply::Outcome;
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::AppState;
 use super::auth::{Authorized, Writer};
-use super::{AppState, user_json};
+use super::schema::{CommandState, CommandStatus, FieldProblem, UserBody};
 use crate::error::ApiError;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/commands/{id}", get(status))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
+/// The outcome of a recent write
+///
+/// For a write answered 202: `pending` until user-service decides, then `accepted` or
+/// `rejected` (with the reason and the bad fields).
+#[utoipa::path(
+    get,
+    path = "/commands/{id}",
+    tag = "commands",
+    operation_id = "getCommand",
+    params(("id" = Uuid, Path, description = "The command id of the 202 answer")),
+    responses(
+        (status = 200, description = "Where the command stands", body = CommandStatus),
+        (status = 404, description = "No recent command with this id"),
+    ),
+)]
 async fn status(
     _: Authorized<Writer>,
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<CommandStatus>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("no recent command {id}")))?;
-    let body = match app.bus.status(id)? {
-        None => json!({ "command_id": id, "status": "pending" }),
-        Some(reply) => match reply.outcome {
-            Outcome::Accepted(accepted) => json!({
-                "command_id": id,
-                "status": "accepted",
-                "user_id": accepted.user_id,
-                "user": app.users.get(accepted.user_id).as_ref().map(user_json),
-            }),
-            Outcome::Rejected(rejection) => json!({
-                "command_id": id,
-                "status": "rejected",
-                "reason": rejection.reason.as_str(),
-                "detail": rejection.message,
-                "errors": rejection.field_errors.iter()
-                    .map(|e| json!({ "field": e.field, "code": e.code, "message": e.message }))
-                    .collect::<Vec<_>>(),
-            }),
-            Outcome::Batch(items) => json!({
-                "command_id": id,
-                "status": "accepted",
-                "items": items.len(),
-            }),
-        },
+    let mut status = CommandStatus {
+        command_id: id,
+        status: CommandState::Pending,
+        user_id: None,
+        user: None,
+        reason: None,
+        detail: None,
+        errors: None,
+        items: None,
     };
-    Ok(Json(body).into_response())
+    match app.bus.status(id)?.map(|reply| reply.outcome) {
+        None => {}
+        Some(Outcome::Accepted(accepted)) => {
+            status.status = CommandState::Accepted;
+            status.user_id = Some(accepted.user_id);
+            status.user = app.users.get(accepted.user_id).as_ref().map(UserBody::from);
+        }
+        Some(Outcome::Rejected(rejection)) => {
+            status.status = CommandState::Rejected;
+            status.reason = Some(rejection.reason.as_str().to_owned());
+            status.detail = Some(rejection.message);
+            status.errors = Some(rejection.field_errors.into_iter().map(FieldProblem::from).collect());
+        }
+        Some(Outcome::Batch(items)) => {
+            status.status = CommandState::Accepted;
+            status.items = Some(items.len());
+        }
+    }
+    Ok(Json(status))
 }

@@ -3,26 +3,28 @@
 //! blob storage from its own projection. Statuses come from the gateway's view of the export
 //! status topic; finished files are streamed from blob storage.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::book::StatusBook;
 use domain::export::{ExportRequest, ExportState, ExportStatus};
 use domain::reply::EventPosition;
 use domain::time::Timestamp;
-use serde_json::{Value, json};
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{Admin, Authorized};
-use super::jobs::{self, JobView};
+use super::jobs::{self, JobView, ListQuery};
+use super::schema::{ExportAccepted, ExportBody, ExportFilters, ExportList, JobListQuery, JobState};
 use super::{AppState, Idempotency, body, idempotency};
 use crate::error::ApiError;
 
-pub(crate) fn router() -> Router<AppState> {
-    jobs::routes::<ExportStatus>().route("/exports", post(request)).route("/exports/{id}/download", get(download))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(request, list)).routes(routes!(status)).routes(routes!(download))
 }
 
 impl JobView for ExportStatus {
@@ -31,43 +33,71 @@ impl JobView for ExportStatus {
     fn book(app: &AppState) -> &StatusBook<Self> {
         &app.exports.jobs.book
     }
-
-    fn to_json(&self) -> Value {
-        status_json(self)
-    }
 }
 
-fn status_json(status: &ExportStatus) -> Value {
-    let id = status.export_id;
-    let filter = &status.filter;
-    json!({
-        "export_id": id,
-        "status": status.state.as_str(),
-        "filter": {
-            "q": filter.q,
-            "email_domain": filter.email_domain,
-            "min_age": filter.min_age,
-            "max_age": filter.max_age,
-            "created_after": filter.created_after.map(|t| t.to_string()),
-            "created_before": filter.created_before.map(|t| t.to_string()),
-        },
-        "columns": status.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-        "rows_total": status.rows_total,
-        "rows_written": status.rows_written,
-        "bytes": status.bytes,
-        "sha256": status.sha256,
-        "requested_at": status.requested_at.to_string(),
-        "started_at": status.started_at.map(|t| t.to_string()),
-        "finished_at": status.finished_at.map(|t| t.to_string()),
-        "duration_ms": status.duration_ms(),
-        "error": status.error,
-        "download_url": (status.state == ExportState::Completed).then(|| format!("/exports/{id}/download")),
-    })
+/// Recent exports
+#[utoipa::path(
+    get,
+    path = "/exports",
+    tag = "exports",
+    operation_id = "listExports",
+    params(JobListQuery),
+    responses(
+        (status = 200, description = "The most recent exports, newest first", body = ExportList),
+        (status = 400, description = "A bad limit"),
+    ),
+)]
+async fn list(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    query: ListQuery,
+) -> Result<Json<ExportList>, ApiError> {
+    let items = jobs::recent::<ExportStatus>(&app, query)?.iter().map(ExportBody::from).collect();
+    Ok(Json(ExportList { items }))
 }
 
-/// `POST /exports` with an optional JSON body of filters and columns: 202 with the status URL.
+/// An export's progress and result
+#[utoipa::path(
+    get,
+    path = "/exports/{id}",
+    tag = "exports",
+    operation_id = "getExport",
+    params(("id" = Uuid, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "The export", body = ExportBody),
+        (status = 404, description = "No such export (or forgotten after the job retention)"),
+    ),
+)]
+async fn status(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ExportBody>, ApiError> {
+    Ok(Json(ExportBody::from(&jobs::job::<ExportStatus>(&app, &id)?)))
+}
+
+/// Export users as CSV
+///
+/// With an optional JSON body of filters and columns; the file is written in the background:
+/// 202 with the status URL. It holds every write this gateway acknowledged before the request.
 /// Under an `Idempotency-Key`, the export's id is the key's and a retry (the same filters and
 /// columns) gets the same answer; see `Jobs::announce`.
+#[utoipa::path(
+    post,
+    path = "/exports",
+    tag = "exports",
+    operation_id = "requestExport",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Makes a retry safe: the same key with the same filters gets the same export")),
+    request_body(content = ExportFilters, content_type = "application/json", description = "Filters and columns (optional: everyone, default columns)"),
+    responses(
+        (status = 202, description = "Asked for; written in the background", body = ExportAccepted, headers(("Location" = String, description = "The export's status URL"))),
+        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
+        (status = 413, description = "The body is larger than the limit"),
+        (status = 415, description = "Not application/json"),
+        (status = 422, description = "Invalid filters or columns (each named), or an Idempotency-Key used for another request"),
+        (status = 507, description = "Blob storage is (nearly) full"),
+    ),
+)]
 async fn request(
     Authorized(caller, ..): Authorized<Admin>,
     State(app): State<AppState>,
@@ -111,16 +141,39 @@ async fn request(
     app.exports.jobs.announce(export_id, ExportStatus::queued(&request), request, key.as_ref()).await?;
     let url = format!("/exports/{export_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
-    let body = json!({
-        "export_id": export_id,
-        "status": "queued",
-        "status_url": url,
-        "download_url": format!("{url}/download"),
-    });
+    let body = ExportAccepted {
+        export_id,
+        status: JobState::Queued,
+        download_url: format!("{url}/download"),
+        status_url: url,
+    };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
-/// `GET /exports/{id}/download`: the finished file, with its SHA-256 as ETag; 409 until then.
+/// Download a finished export
+///
+/// The CSV file, with its SHA-256 as `ETag` (`If-None-Match` with it: 304); 409 until it is
+/// finished, 410 once expired.
+#[utoipa::path(
+    get,
+    path = "/exports/{id}/download",
+    tag = "exports",
+    operation_id = "downloadExport",
+    params(
+        ("id" = Uuid, Path, description = "The export's id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+    ),
+    responses(
+        (status = 200, description = "The file", content_type = "text/csv", body = String, headers(
+            ("ETag" = String, description = "The file's SHA-256, quoted"),
+            ("Content-Disposition" = String, description = "attachment; filename=\"export-<id>.csv\""),
+        )),
+        (status = 304, description = "The copy held is this file"),
+        (status = 404, description = "No such export"),
+        (status = 409, description = "Not finished, or failed"),
+        (status = 410, description = "Expired: the file was removed after the retention period"),
+    ),
+)]
 async fn download(
     _: Authorized<Admin>,
     State(app): State<AppState>,

@@ -5,37 +5,37 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::book::StatusBook;
 use domain::import::{ImportMode, ImportRequest, ImportStatus};
 use domain::import_file::{self, Precheck};
 use domain::time::Timestamp;
 use futures::StreamExt;
 use platform::blobs::BlobError;
-use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::AppState;
 use super::auth::{Admin, Authorized};
 use super::idempotency::{Idempotency, KeyedRequest};
-use super::jobs::{self, JobView};
+use super::jobs::{self, JobView, ListQuery};
+use super::schema::{ImportAccepted, ImportBody, ImportList, JobListQuery, JobState};
 use crate::error::ApiError;
 use crate::jobs::Announced;
 
-pub(crate) fn router() -> Router<AppState> {
-    jobs::routes::<ImportStatus>().route("/imports/{id}/errors", get(errors))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(status)).routes(routes!(errors))
 }
 
 /// The upload, apart: it has a timeout of its own.
-pub(crate) fn upload_router() -> Router<AppState> {
-    Router::new().route("/imports", post(upload))
+pub(crate) fn upload_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload))
 }
 
 impl JobView for ImportStatus {
@@ -44,31 +44,47 @@ impl JobView for ImportStatus {
     fn book(app: &AppState) -> &StatusBook<Self> {
         &app.imports.jobs.book
     }
-
-    fn to_json(&self) -> Value {
-        status_json(self)
-    }
 }
 
-fn status_json(status: &ImportStatus) -> Value {
-    let id = status.import_id;
-    json!({
-        "import_id": id,
-        "status": status.state.as_str(),
-        "mode": status.mode.as_str(),
-        "file_name": status.file_name,
-        "size_bytes": status.size_bytes,
-        "rows_read": status.rows_read,
-        "accepted": status.accepted,
-        "rejected": status.rejected,
-        "requested_at": status.requested_at.to_string(),
-        "started_at": status.started_at.map(|t| t.to_string()),
-        "finished_at": status.finished_at.map(|t| t.to_string()),
-        "rows_per_second": status.rows_per_second(Timestamp::now()).map(|r| r.round()),
-        "error": status.error,
-        "warnings": status.warnings,
-        "errors_url": status.errors_blob.as_ref().map(|_| format!("/imports/{id}/errors")),
-    })
+/// Recent imports
+#[utoipa::path(
+    get,
+    path = "/imports",
+    tag = "imports",
+    operation_id = "listImports",
+    params(JobListQuery),
+    responses(
+        (status = 200, description = "The most recent imports, newest first", body = ImportList),
+        (status = 400, description = "A bad limit"),
+    ),
+)]
+async fn list(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    query: ListQuery,
+) -> Result<Json<ImportList>, ApiError> {
+    let items = jobs::recent::<ImportStatus>(&app, query)?.iter().map(ImportBody::from).collect();
+    Ok(Json(ImportList { items }))
+}
+
+/// An import's progress and result
+#[utoipa::path(
+    get,
+    path = "/imports/{id}",
+    tag = "imports",
+    operation_id = "getImport",
+    params(("id" = Uuid, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The import", body = ImportBody),
+        (status = 404, description = "No such import (or forgotten after the job retention)"),
+    ),
+)]
+async fn status(
+    _: Authorized<Admin>,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ImportBody>, ApiError> {
+    Ok(Json(ImportBody::from(&jobs::job::<ImportStatus>(&app, &id)?)))
 }
 
 fn file_name(headers: &HeaderMap) -> Option<String> {
@@ -77,9 +93,33 @@ fn file_name(headers: &HeaderMap) -> Option<String> {
     Some(name.trim_matches('"').chars().filter(|c| !c.is_control()).take(255).collect())
 }
 
-/// `POST /imports[?mode=upsert]` with a `text/csv` body: 202 with the import's status URL.
-/// Under an `Idempotency-Key`, the import's id is the key's and a retry (the same mode, file
-/// name and content) gets the same answer; see `Jobs::announce`.
+/// Upload a CSV file to import
+///
+/// The file (a header naming `email` and `name`, optionally `age` and `locale`; UTF-8) is
+/// stored and imported in the background: 202 with the import's status URL. A file that cannot
+/// be imported (no header, binary, over the CSV limits) is refused before its end. Under an
+/// `Idempotency-Key`, the import's id is the key's and a retry (the same mode, file name and
+/// content) gets the same answer; see `Jobs::announce`.
+#[utoipa::path(
+    post,
+    path = "/imports",
+    tag = "imports",
+    operation_id = "uploadImport",
+    params(
+        ("mode" = Option<String>, Query, pattern = "^(create|upsert)$", description = "`create` (default: a taken email is a rejected row) or `upsert` (it updates that user)"),
+        ("Content-Disposition" = Option<String>, Header, description = "`attachment; filename=\"people.csv\"`: the name shown in the status"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Makes a retry safe: the same key with the same file gets the same import"),
+    ),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file"),
+    responses(
+        (status = 202, description = "Stored; the import runs in the background", body = ImportAccepted, headers(("Location" = String, description = "The import's status URL"))),
+        (status = 400, description = "A bad mode, a malformed Idempotency-Key, or an interrupted upload"),
+        (status = 413, description = "The file is larger than the limit"),
+        (status = 415, description = "Not text/csv"),
+        (status = 422, description = "A file that cannot be imported, or an Idempotency-Key used for another request"),
+        (status = 507, description = "Blob storage is (nearly) full"),
+    ),
+)]
 async fn upload(
     Authorized(caller, ..): Authorized<Admin>,
     State(app): State<AppState>,
@@ -148,7 +188,7 @@ async fn upload(
     }
     let url = format!("/imports/{import_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
-    let body = json!({ "import_id": import_id, "status": "queued", "status_url": url });
+    let body = ImportAccepted { import_id, status: JobState::Queued, status_url: url };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
 }
 
@@ -258,7 +298,21 @@ fn check_start(start: &[u8], complete: bool, limits: import_file::Limits) -> Res
     }
 }
 
-/// `GET /imports/{id}/errors`: the rejected rows as CSV (line, field, code, message).
+/// The rejected rows of a finished import
+///
+/// CSV with one line per rejected row: `line,field,code,message`.
+#[utoipa::path(
+    get,
+    path = "/imports/{id}/errors",
+    tag = "imports",
+    operation_id = "getImportErrors",
+    params(("id" = Uuid, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "The error report", content_type = "text/csv", body = String),
+        (status = 404, description = "No such import"),
+        (status = 409, description = "The import has not finished"),
+    ),
+)]
 async fn errors(
     _: Authorized<Admin>,
     State(app): State<AppState>,

@@ -1,21 +1,15 @@
-//! What imports and exports share over HTTP: `GET /{kind}s` (the recent jobs, newest first)
-//! and `GET /{kind}s/{id}` (one job's status), both from this gateway's book of the job status
-//! topic.
+//! What imports and exports share over HTTP: the recent jobs, newest first, and one job's
+//! status, both from this gateway's book of the job status topic. Each kind has its own
+//! (documented) handlers calling these.
 
 use std::collections::HashMap;
 
-use axum::Json;
-use axum::Router;
+use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use domain::book::{JobStatus, StatusBook};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::{Admin, Authorized};
 use crate::error::ApiError;
 
 /// A kind of job as the API shows it.
@@ -24,16 +18,6 @@ pub(crate) trait JobView: JobStatus + Send + Sync + 'static {
     const KIND: &'static str;
 
     fn book(app: &AppState) -> &StatusBook<Self>;
-
-    /// The JSON form of a status.
-    fn to_json(&self) -> Value;
-}
-
-/// The routes every kind of job has; each kind adds its own (upload, download, ...).
-pub(crate) fn routes<S: JobView>() -> Router<AppState> {
-    Router::new()
-        .route(&format!("/{}s", S::KIND), get(list::<S>))
-        .route(&format!("/{}s/{{id}}", S::KIND), get(status::<S>))
 }
 
 /// The job the path names; anything that is not a UUID names no job.
@@ -43,20 +27,11 @@ pub(crate) fn job<S: JobView>(app: &AppState, raw: &str) -> Result<S, ApiError> 
     S::book(app).get(id).ok_or_else(not_found)
 }
 
-async fn status<S: JobView>(
-    _: Authorized<Admin>,
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(Json(job::<S>(&app, &id)?.to_json()).into_response())
-}
+/// A job list's query string, as a handler takes it.
+pub(crate) type ListQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-/// `?limit=`: 20 unless given, at most 100.
-async fn list<S: JobView>(
-    _: Authorized<Admin>,
-    State(app): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, ApiError> {
+/// The most recent jobs; `?limit=`: 20 unless given, at most 100.
+pub(crate) fn recent<S: JobView>(app: &AppState, query: ListQuery) -> Result<Vec<S>, ApiError> {
     const DEFAULT: usize = 20;
     const MAX: usize = 100;
     let Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -68,6 +43,5 @@ async fn list<S: JobView>(
             .filter(|n| (1..=MAX).contains(n))
             .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX}")))?,
     };
-    let items: Vec<Value> = S::book(&app).recent(limit).iter().map(S::to_json).collect();
-    Ok(Json(json!({ "items": items })).into_response())
+    Ok(S::book(app).recent(limit))
 }

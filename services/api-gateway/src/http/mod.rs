@@ -9,6 +9,8 @@ mod idempotency;
 mod imports;
 mod jobs;
 mod limits;
+mod openapi;
+pub(crate) mod schema;
 mod security;
 mod users;
 
@@ -30,10 +32,10 @@ use domain::user::User;
 use domain::view::UserView;
 use platform::health::{self, Health};
 use platform::kafka::Positions;
-use serde_json::{Value, json};
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
@@ -107,22 +109,8 @@ impl AppState {
 fn pending(command_id: Uuid) -> Response {
     let url = format!("/commands/{command_id}");
     let location = HeaderValue::from_str(&url).expect("a path is a valid header");
-    let body = json!({ "command_id": command_id, "status": "pending", "status_url": url });
+    let body = schema::CommandPending { command_id, status: schema::CommandState::Pending, status_url: url };
     (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response()
-}
-
-/// The JSON form of a user.
-pub(crate) fn user_json(user: &User) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email.as_str(),
-        "name": user.name.as_str(),
-        "age": user.age.map(|a| a.get()),
-        "locale": user.locale.as_ref().map(|l| l.as_str()),
-        "created_at": user.created_at.to_string(),
-        "updated_at": user.updated_at.to_string(),
-        "version": user.version,
-    })
 }
 
 /// Streams a CSV file from blob storage as a download named `file_name`.
@@ -151,10 +139,30 @@ pub(crate) async fn send_csv(
     Ok(response)
 }
 
-/// The complete public router: `/health` open to anyone, everything else (unknown paths
-/// included) behind authentication, the rate limit per principal and the concurrency limit
-/// ([`limits`]); a request timeout on every route, a longer one on uploads; CORS for the
-/// configured origins and the usual security headers on every answer.
+/// Every API route, each with its description: a request timeout on every route, a longer
+/// one on uploads.
+fn api(request_timeout: Duration, upload_timeout: Duration) -> OpenApiRouter<AppState> {
+    let timeout = |limit| middleware::from_fn_with_state(limit, limits::time_limit);
+    openapi::routes()
+        .merge(users::router())
+        .merge(commands::router())
+        .merge(imports::router())
+        .merge(exports::router())
+        .layer(timeout(request_timeout))
+        .merge(imports::upload_router().layer(timeout(upload_timeout)))
+}
+
+/// The API's OpenAPI document, as `/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = api(Duration::MAX, Duration::MAX).split_for_parts();
+    openapi::complete(&mut document);
+    document
+}
+
+/// The complete public router: `/health`, `/openapi.json` and `/docs` open to anyone,
+/// everything else (unknown paths included) behind authentication, the rate limit per
+/// principal and the concurrency limit ([`limits`]); CORS for the configured origins and the
+/// usual security headers on every answer.
 pub(crate) fn router(
     state: AppState,
     health: Health,
@@ -162,21 +170,17 @@ pub(crate) fn router(
     rate_limit: RateLimit,
     config: &Config,
 ) -> Router {
-    let timeout = |ms| middleware::from_fn_with_state(Duration::from_millis(ms), limits::time_limit);
     let max_in_flight = Some(config.limits.max_concurrent_requests).filter(|n| *n > 0);
     let shedding = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(limits::shed))
         .load_shed()
         // Global: `Router::layer` wraps each route on its own, and the limit is for them all.
         .option_layer(max_in_flight.map(tower::limit::GlobalConcurrencyLimitLayer::new));
-    Router::new()
-        .merge(users::router())
-        .merge(commands::router())
-        .merge(imports::router())
-        .merge(exports::router())
-        .layer(timeout(config.request_timeout_ms))
-        .merge(imports::upload_router().layer(timeout(config.limits.upload_timeout_ms)))
-        .with_state(state)
+    let timeouts =
+        (Duration::from_millis(config.request_timeout_ms), Duration::from_millis(config.limits.upload_timeout_ms));
+    let (api, mut document) = api(timeouts.0, timeouts.1).split_for_parts();
+    openapi::complete(&mut document);
+    api.with_state(state)
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
         })
@@ -187,6 +191,7 @@ pub(crate) fn router(
         .layer(middleware::from_fn_with_state(authenticator, auth::authenticate))
         .layer(shedding)
         .merge(health::liveness_router(health))
+        .merge(openapi::public_router(document))
         .layer(DefaultBodyLimit::max(config.max_json_body_bytes))
         .layer(middleware::map_response(security::headers))
         .layer(security::cors(&config.cors_allowed_origins))

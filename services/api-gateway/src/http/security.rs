@@ -10,7 +10,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::auth::API_KEY_HEADER;
 
 /// Adds `nosniff`, no framing, no referrer, no active content, and no caching of answers that
-/// hold personal data (an answer that sets its own `Cache-Control` keeps it). For
+/// hold personal data (an answer that sets its own `Cache-Control` or policy keeps it). For
 /// `axum::middleware::map_response`.
 pub(super) async fn headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -18,10 +18,13 @@ pub(super) async fn headers(mut response: Response) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // The docs page sets a policy of its own (it runs Swagger UI's scripts).
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     response
 }

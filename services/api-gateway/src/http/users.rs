@@ -4,34 +4,36 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use auth::Principal;
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::command::{Command, DeleteUser};
 use domain::user::{Email, User};
 use domain::view::Page;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{Authorized, Reader, Writer};
 use super::body;
 use super::idempotency::Idempotency;
-use super::{AppState, Done, user_json};
+use super::schema::{CommandPending, IfMatch, NewUser, UserBody, UserChanges, UserPage, WriteHeaders};
+use super::{AppState, Done};
 use crate::error::ApiError;
 
 pub(crate) const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 50;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/users", post(create).get(list)).route("/users/{id}", get(fetch).patch(update).delete(remove))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(fetch, update, remove))
 }
 
 fn with_etag(status: StatusCode, user: &User) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", user.version)).expect("digits are a valid header");
-    (status, [(header::ETAG, etag)], Json(user_json(user))).into_response()
+    (status, [(header::ETAG, etag)], Json(UserBody::from(user))).into_response()
 }
 
 /// The id in the path; anything that is not a UUID names no user.
@@ -60,6 +62,30 @@ fn idempotency(
     Idempotency::of(caller, "users", &method, path, headers, &body)
 }
 
+/// Create a user
+///
+/// 201 once this gateway's reads show the user; 202 if user-service gave no outcome within the
+/// command timeout (ask the status URL, or retry under the same `Idempotency-Key`).
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "createUser",
+    params(WriteHeaders),
+    request_body(content = NewUser, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = UserBody, headers(
+            ("ETag" = String, description = "The user's version, quoted"),
+            ("Location" = String, description = "The user's URL"),
+        )),
+        (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
+        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
+        (status = 409, description = "The email belongs to another user"),
+        (status = 413, description = "The body is larger than the limit"),
+        (status = 415, description = "Not application/json"),
+        (status = 422, description = "Invalid fields (each named), or an Idempotency-Key used for another request"),
+    ),
+)]
 async fn create(
     Authorized(caller, ..): Authorized<Writer>,
     State(app): State<AppState>,
@@ -81,6 +107,18 @@ async fn create(
     }
 }
 
+/// Read a user
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "getUser",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserBody, headers(("ETag" = String, description = "The user's version, quoted"))),
+        (status = 404, description = "No such user"),
+    ),
+)]
 async fn fetch(
     _: Authorized<Reader>,
     State(app): State<AppState>,
@@ -91,6 +129,29 @@ async fn fetch(
     Ok(with_etag(StatusCode::OK, &user))
 }
 
+/// Change a user
+///
+/// Only the fields given change; null clears `age` or `locale`. With `If-Match`, only if the
+/// user is still at that version.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "updateUser",
+    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, WriteHeaders),
+    request_body(content = UserChanges, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed", body = UserBody, headers(("ETag" = String, description = "The user's new version, quoted"))),
+        (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
+        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "The new email belongs to another user"),
+        (status = 412, description = "The user is not at the version If-Match names"),
+        (status = 413, description = "The body is larger than the limit"),
+        (status = 415, description = "Not application/json"),
+        (status = 422, description = "Invalid fields (each named), or an Idempotency-Key used for another request"),
+    ),
+)]
 async fn update(
     Authorized(caller, ..): Authorized<Writer>,
     State(app): State<AppState>,
@@ -110,6 +171,22 @@ async fn update(
     }
 }
 
+/// Delete a user
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "deleteUser",
+    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, WriteHeaders),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
+        (status = 400, description = "A malformed Idempotency-Key"),
+        (status = 404, description = "No such user"),
+        (status = 412, description = "The user is not at the version If-Match names"),
+        (status = 422, description = "An Idempotency-Key used for another request"),
+    ),
+)]
 async fn remove(
     Authorized(caller, ..): Authorized<Writer>,
     State(app): State<AppState>,
@@ -126,9 +203,27 @@ async fn remove(
     }
 }
 
-/// `GET /users?limit=&cursor=&email=&q=`: users in a stable order (by id, which is creation
-/// order), `next_cursor` to continue. A `q` search that runs out of its time budget answers
-/// the matches found so far with `"partial": true` and a cursor to continue from.
+/// List or search users
+///
+/// Users in a stable order (by id, which is creation order), `next_cursor` to continue. A `q`
+/// search that runs out of its time budget answers the matches found so far with
+/// `"partial": true` and a cursor to continue from.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    operation_id = "listUsers",
+    params(
+        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000, description = "Users per page (50 unless given)"),
+        ("cursor" = Option<Uuid>, Query, description = "The `next_cursor` of the page before"),
+        ("email" = Option<String>, Query, description = "Exactly this email (case-insensitive): at most one user"),
+        ("q" = Option<String>, Query, description = "Part of the name or email, case-insensitive"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, description = "A bad limit or cursor"),
+    ),
+)]
 async fn list(
     _: Authorized<Reader>,
     State(app): State<AppState>,
@@ -168,7 +263,6 @@ async fn list(
             app.users.page(after, limit, matches, deadline)
         }
     };
-    let items: Vec<Value> = page.items.iter().map(user_json).collect();
-    let body = json!({ "items": items, "limit": limit, "next_cursor": page.next, "partial": page.partial });
-    Ok(Json(body).into_response())
+    let items = page.items.iter().map(UserBody::from).collect();
+    Ok(Json(UserPage { items, limit, next_cursor: page.next, partial: page.partial }).into_response())
 }

@@ -161,3 +161,27 @@ async fn the_caller_is_named_in_every_command_and_event_their_request_causes() {
     );
     system.stop().await;
 }
+
+#[test]
+fn the_routes_checked_here_are_every_operation_the_document_describes() {
+    let id = "the-id";
+    let mut checked: Vec<(String, String)> = routes(id, id, id)
+        .into_iter()
+        .filter(|(_, path, ..)| path != "/no-such-route")
+        .map(|(method, path, ..)| {
+            let path = path.split('?').next().unwrap_or_default().replace(id, "{id}");
+            (method.as_str().to_lowercase(), path)
+        })
+        .collect();
+    checked.sort();
+    checked.dedup();
+    let document = serde_json::to_value(api_gateway::http::openapi_document()).unwrap();
+    let mut documented: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone())))
+        .collect();
+    documented.sort();
+    assert_eq!(checked, documented, "every documented operation is checked for 401 and 403");
+}

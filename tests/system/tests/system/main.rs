@@ -13,6 +13,7 @@ mod idempotency;
 mod import_crash;
 mod imports;
 mod limits;
+mod openapi;
 mod other_clients;
 mod state;
 mod support;
