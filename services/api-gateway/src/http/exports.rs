@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::auth::{Admin, Authorized};
 use super::jobs::{self, JobView, ListQuery};
-use super::schema::{ExportAccepted, ExportBody, ExportFilters, ExportList, JobListQuery, JobState};
+use super::schema::{ExportAccepted, ExportBody, ExportFilters, ExportList, JobListQuery, JobState, JsonBodyAnswers};
 use super::{AppState, Idempotency, body, idempotency};
 use crate::error::ApiError;
 
@@ -91,11 +91,8 @@ async fn status(
     request_body(content = ExportFilters, content_type = "application/json", description = "Filters and columns (optional: everyone, default columns)"),
     responses(
         (status = 202, description = "Asked for; written in the background", body = ExportAccepted, headers(("Location" = String, description = "The export's status URL"))),
-        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
-        (status = 413, description = "The body is larger than the limit"),
-        (status = 415, description = "Not application/json"),
-        (status = 422, description = "Invalid filters or columns (each named), or an Idempotency-Key used for another request"),
         (status = 507, description = "Blob storage is (nearly) full"),
+        JsonBodyAnswers,
     ),
 )]
 async fn request(

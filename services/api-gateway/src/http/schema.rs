@@ -8,7 +8,7 @@ use domain::import::{ImportState, ImportStatus};
 use domain::time::Timestamp;
 use domain::user::{FieldError, User};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 use uuid::Uuid;
 
 /// A user, as every read and write answers it. Its `ETag` is `"<version>"`.
@@ -119,6 +119,25 @@ pub(crate) struct IfMatch {
     /// Only if the user is at this version (its `ETag`, e.g. `"3"`); `*` for any.
     #[serde(rename = "If-Match")]
     if_match: Option<String>,
+}
+
+/// What a request with a JSON body may answer whatever it asks, for `responses(...)` (their
+/// problem+json bodies are added by `super::openapi::complete`).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Documentation only.
+pub(crate) enum JsonBodyAnswers {
+    /// Malformed JSON, a body that is not an object, or a malformed Idempotency-Key
+    #[response(status = 400)]
+    BadRequest,
+    /// The body is larger than the limit
+    #[response(status = 413)]
+    TooLarge,
+    /// Not application/json
+    #[response(status = 415)]
+    NotJson,
+    /// Invalid fields (each named), or an Idempotency-Key used for another request
+    #[response(status = 422)]
+    Invalid,
 }
 
 /// Where a command stands.

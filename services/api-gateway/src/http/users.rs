@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::auth::{Authorized, Reader, Writer};
 use super::body;
 use super::idempotency::Idempotency;
-use super::schema::{CommandPending, IfMatch, NewUser, UserBody, UserChanges, UserPage, WriteHeaders};
+use super::schema::{CommandPending, IfMatch, JsonBodyAnswers, NewUser, UserBody, UserChanges, UserPage, WriteHeaders};
 use super::{AppState, Done};
 use crate::error::ApiError;
 
@@ -79,11 +79,8 @@ fn idempotency(
             ("Location" = String, description = "The user's URL"),
         )),
         (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
-        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
         (status = 409, description = "The email belongs to another user"),
-        (status = 413, description = "The body is larger than the limit"),
-        (status = 415, description = "Not application/json"),
-        (status = 422, description = "Invalid fields (each named), or an Idempotency-Key used for another request"),
+        JsonBodyAnswers,
     ),
 )]
 async fn create(
@@ -143,13 +140,10 @@ async fn fetch(
     responses(
         (status = 200, description = "Changed", body = UserBody, headers(("ETag" = String, description = "The user's new version, quoted"))),
         (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
-        (status = 400, description = "Malformed JSON, a body that is not an object, or a malformed Idempotency-Key"),
         (status = 404, description = "No such user"),
         (status = 409, description = "The new email belongs to another user"),
         (status = 412, description = "The user is not at the version If-Match names"),
-        (status = 413, description = "The body is larger than the limit"),
-        (status = 415, description = "Not application/json"),
-        (status = 422, description = "Invalid fields (each named), or an Idempotency-Key used for another request"),
+        JsonBodyAnswers,
     ),
 )]
 async fn update(
