@@ -35,7 +35,6 @@ use platform::kafka::Positions;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
-use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
@@ -139,24 +138,25 @@ pub(crate) async fn send_csv(
     Ok(response)
 }
 
-/// Every API route, each with its description: a request timeout on every route, a longer
-/// one on uploads.
-fn api(request_timeout: Duration, upload_timeout: Duration) -> OpenApiRouter<AppState> {
+/// Every API route, and the document describing them: a request timeout on every route, a
+/// longer one on uploads.
+fn api(request_timeout: Duration, upload_timeout: Duration) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let timeout = |limit| middleware::from_fn_with_state(limit, limits::time_limit);
-    openapi::routes()
+    let (routes, mut document) = openapi::routes()
         .merge(users::router())
         .merge(commands::router())
         .merge(imports::router())
         .merge(exports::router())
         .layer(timeout(request_timeout))
         .merge(imports::upload_router().layer(timeout(upload_timeout)))
+        .split_for_parts();
+    openapi::complete(&mut document);
+    (routes, document)
 }
 
 /// The API's OpenAPI document, as `/openapi.json` serves it.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let (_, mut document) = api(Duration::MAX, Duration::MAX).split_for_parts();
-    openapi::complete(&mut document);
-    document
+    api(Duration::MAX, Duration::MAX).1
 }
 
 /// The complete public router: `/health`, `/openapi.json` and `/docs` open to anyone,
@@ -176,10 +176,8 @@ pub(crate) fn router(
         .load_shed()
         // Global: `Router::layer` wraps each route on its own, and the limit is for them all.
         .option_layer(max_in_flight.map(tower::limit::GlobalConcurrencyLimitLayer::new));
-    let timeouts =
-        (Duration::from_millis(config.request_timeout_ms), Duration::from_millis(config.limits.upload_timeout_ms));
-    let (api, mut document) = api(timeouts.0, timeouts.1).split_for_parts();
-    openapi::complete(&mut document);
+    let (api, document) =
+        api(Duration::from_millis(config.request_timeout_ms), Duration::from_millis(config.limits.upload_timeout_ms));
     api.with_state(state)
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_owned() }
