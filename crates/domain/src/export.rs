@@ -40,8 +40,9 @@ impl Column {
         }
     }
 
+    /// The column of that exact name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(name.trim()))
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
     }
 }
 
@@ -95,8 +96,7 @@ impl ExportSpec {
             errors.push(FieldError::new("max_age", "out_of_range", "max_age must not be below min_age"));
         }
         let instant = |value: Option<String>, field: &str, errors: &mut Vec<FieldError>| {
-            let value = value.filter(|v| !v.trim().is_empty())?;
-            let parsed = Timestamp::parse_rfc3339(&value);
+            let parsed = Timestamp::parse_rfc3339(&value?);
             if parsed.is_none() {
                 errors.push(FieldError::new(
                     field,
@@ -108,10 +108,8 @@ impl ExportSpec {
         };
         let created_after = instant(self.created_after, "created_after", &mut errors);
         let created_before = instant(self.created_before, "created_before", &mut errors);
-        let email_domain = text(self.email_domain).map(|d| d.trim_start_matches('@').to_owned());
-        if email_domain.as_ref().is_some_and(|d| d.contains('@') || d.chars().any(char::is_whitespace)) {
-            errors.push(FieldError::new("email_domain", "invalid", "a domain such as example.com"));
-        }
+        // A leading `@` is ignored; a domain no email can have (`a@b`) matches no one.
+        let email_domain = text(self.email_domain).map(|d| d.strip_prefix('@').unwrap_or(&d).to_owned());
 
         let mut columns = Vec::new();
         for name in self.columns.unwrap_or_default() {
@@ -321,6 +319,7 @@ mod tests {
         let domain = |d: &str| filter(ExportSpec { email_domain: Some(d.into()), ..ExportSpec::default() });
         assert!(domain("example.COM").matches(&ada) && domain("@example.com").matches(&ada));
         assert!(!domain("ample.com").matches(&ada));
+        assert!(!domain("ada@example.com").matches(&ada) && !domain("example .com").matches(&ada));
         let ages = |min, max| filter(ExportSpec { min_age: min, max_age: max, ..ExportSpec::default() });
         assert!(ages(Some(36), Some(36)).matches(&ada));
         assert!(!ages(Some(37), None).matches(&ada) && !ages(None, Some(35)).matches(&ada));
@@ -342,13 +341,12 @@ mod tests {
             min_age: Some(-1),
             max_age: Some(151),
             created_after: Some("yesterday".into()),
-            email_domain: Some("a@b".into()),
-            columns: Some(vec!["email".into(), "password".into(), "EMAIL".into()]),
+            columns: Some(vec!["email".into(), "password".into(), "email".into(), "Name".into()]),
             ..ExportSpec::default()
         };
         let errors = spec.validate().unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["min_age", "max_age", "created_after", "email_domain", "columns", "columns"]);
+        assert_eq!(fields, ["min_age", "max_age", "created_after", "columns", "columns", "columns"]);
         let inverted = ExportSpec { min_age: Some(50), max_age: Some(20), ..ExportSpec::default() };
         assert_eq!(inverted.validate().unwrap_err()[0].field, "max_age");
     }
@@ -357,7 +355,7 @@ mod tests {
     fn columns_default_to_the_import_format() {
         let (_, columns) = ExportSpec::default().validate().unwrap();
         assert_eq!(columns, Column::DEFAULT);
-        let chosen = ExportSpec { columns: Some(vec!["ID".into(), "version".into()]), ..ExportSpec::default() };
+        let chosen = ExportSpec { columns: Some(vec!["id".into(), "version".into()]), ..ExportSpec::default() };
         assert_eq!(chosen.validate().unwrap().1, [Column::Id, Column::Version]);
     }
 

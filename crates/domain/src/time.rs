@@ -20,11 +20,17 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, fractions allowed).
+    /// Parses RFC 3339 (`2026-11-21T10:00:00Z`, `2026-11-21T11:00:00.5+01:00`): any offset,
+    /// any fraction (cut to the millisecond), any instant from year 0 to 9999.
+    /// The date and the time are joined by `T` (or `t`), not by the space RFC 3339 also permits
+    /// (JSON Schema's `date-time` does not).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
-        let time = humantime::parse_rfc3339_weak(text.trim()).ok()?;
-        let millis = time.duration_since(UNIX_EPOCH).ok()?.as_millis();
-        i64::try_from(millis).ok().map(Self)
+        let text = text.trim();
+        if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+            return None;
+        }
+        let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).ok().map(Self)
     }
 }
 
@@ -46,5 +52,19 @@ mod tests {
         assert_eq!(t.to_string(), "2025-11-21T10:00:00.123Z");
         assert_eq!(Timestamp::parse_rfc3339("2025-11-21T10:00:00.123Z"), Some(t));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn parses_every_rfc3339_instant_and_nothing_else() {
+        let parse = |text: &str| Timestamp::parse_rfc3339(text).map(Timestamp::millis);
+        assert_eq!(parse("2025-11-21T11:00:00.123456+01:00"), Some(1_763_719_200_123));
+        assert_eq!(parse("2025-11-21t10:00:00z"), Some(1_763_719_200_000));
+        assert_eq!(parse("1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(parse("0000-01-01T00:00:00Z"), Some(-62_167_219_200_000));
+        assert!(parse("9999-12-31T23:59:59.999-23:59").is_some());
+        assert_eq!(parse("2016-12-31T23:59:60Z"), parse("2016-12-31T23:59:59.999Z"), "a leap second");
+        for not_rfc3339 in ["", "2025-11-21", "2025-11-21T10:00:00", "2025-11-21 10:00:00Z", "2025-13-01T00:00:00Z"] {
+            assert_eq!(parse(not_rfc3339), None, "{not_rfc3339}");
+        }
     }
 }

@@ -12,14 +12,16 @@ use domain::book::StatusBook;
 use domain::export::{ExportRequest, ExportState, ExportStatus};
 use domain::reply::EventPosition;
 use domain::time::Timestamp;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::auth::{Admin, Authorized};
 use super::jobs::{self, JobView, ListQuery};
-use super::schema::{ExportAccepted, ExportBody, ExportFilters, ExportList, JobListQuery, JobState, JsonBodyAnswers};
+use super::schema::{
+    ExportAccepted, ExportBody, ExportFilters, ExportList, JobListQuery, JobState, JsonBodyAnswers, KeyHeader,
+};
 use super::{AppState, Idempotency, body, idempotency};
 use crate::error::ApiError;
 
@@ -87,8 +89,8 @@ async fn status(
     path = "/exports",
     tag = "exports",
     operation_id = "requestExport",
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Makes a retry safe: the same key with the same filters gets the same export")),
-    request_body(content = ExportFilters, content_type = "application/json", description = "Filters and columns (optional: everyone, default columns)"),
+    params(KeyHeader),
+    request_body(content = Option<ExportFilters>, content_type = "application/json", description = "Filters and columns (optional: everyone, default columns)"),
     responses(
         (status = 202, description = "Asked for; written in the background", body = ExportAccepted, headers(("Location" = String, description = "The export's status URL"))),
         (status = 507, description = "Blob storage is (nearly) full"),
@@ -108,7 +110,10 @@ async fn request(
         if !content_type.to_ascii_lowercase().starts_with("application/json") {
             return Err(ApiError::UnsupportedMediaType("expected Content-Type: application/json".into()));
         }
-        serde_json::from_slice(&payload).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?
+        match serde_json::from_slice(&payload).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))? {
+            Value::Null => json!({}),
+            filters => filters,
+        }
     };
     let (filter, columns) = body::export(&value)?.validate().map_err(ApiError::Invalid)?;
     let canonical = idempotency::canonical_json(&value);
@@ -158,7 +163,7 @@ async fn request(
     operation_id = "downloadExport",
     params(
         ("id" = Uuid, Path, description = "The export's id"),
-        ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy already held"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "The ETag of a copy already held"),
     ),
     responses(
         (status = 200, description = "The file", content_type = "text/csv", body = String, headers(

@@ -67,12 +67,13 @@ impl Idempotency {
         asked: &[&str],
     ) -> Result<Option<KeyedRequest>, ApiError> {
         let Some(raw) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
-        let key =
-            raw.to_str().ok().map(str::trim).filter(|k| {
-                (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-            });
+        let key = raw.to_str().ok().map(str::trim).filter(|k| {
+            (1..=MAX_KEY_LEN).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+        });
         let key = key.ok_or_else(|| {
-            ApiError::BadRequest(format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"))
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters (inner spaces and tabs too)"
+            ))
         })?;
         let id = Uuid::new_v5(&NAMESPACE, format!("{scope}\n{}\n{key}", caller.id).as_bytes());
         let mut sha = Sha256::new();

@@ -25,7 +25,7 @@ use super::AppState;
 use super::auth::{Admin, Authorized};
 use super::idempotency::{Idempotency, KeyedRequest};
 use super::jobs::{self, JobView, ListQuery};
-use super::schema::{ImportAccepted, ImportBody, ImportList, JobListQuery, JobState};
+use super::schema::{ImportAccepted, ImportBody, ImportList, JobListQuery, JobState, KeyHeader};
 use crate::error::ApiError;
 use crate::jobs::Announced;
 
@@ -106,11 +106,11 @@ fn file_name(headers: &HeaderMap) -> Option<String> {
     tag = "imports",
     operation_id = "uploadImport",
     params(
-        ("mode" = Option<String>, Query, pattern = "^(create|upsert)$", description = "`create` (default: a taken email is a rejected row) or `upsert` (it updates that user)"),
-        ("Content-Disposition" = Option<String>, Header, description = "`attachment; filename=\"people.csv\"`: the name shown in the status"),
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Makes a retry safe: the same key with the same file gets the same import"),
+        ("mode" = Option<String>, Query, nullable = false, pattern = "^(create|upsert)$", description = "`create` (default: a taken email is a rejected row) or `upsert` (it updates that user)"),
+        ("Content-Disposition" = Option<String>, Header, nullable = false, description = "`attachment; filename=\"people.csv\"`: the name shown in the status"),
+        KeyHeader,
     ),
-    request_body(content = String, content_type = "text/csv", description = "The CSV file"),
+    request_body(content = String, content_type = "text/csv", description = "The CSV file", example = "email,name,age\nada@example.com,Ada Lovelace,36\n"),
     responses(
         (status = 202, description = "Stored; the import runs in the background", body = ImportAccepted, headers(("Location" = String, description = "The import's status URL"))),
         (status = 400, description = "A bad mode, a malformed Idempotency-Key, or an interrupted upload"),

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, header};
 use utoipa::OpenApi;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -21,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::AppState;
-use super::schema::{FieldProblem, Problem};
+use super::schema::{ExportColumn, FieldProblem, Problem};
 
 /// Where the document and the browsable docs are served.
 pub(crate) const DOCUMENT_PATH: &str = "/openapi.json";
@@ -43,7 +44,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
         (name = "imports", description = "CSV uploads imported in the background (admin)"),
         (name = "exports", description = "CSV exports written in the background (admin)"),
     ),
-    components(schemas(Problem, FieldProblem))
+    components(schemas(Problem, FieldProblem, ExportColumn))
 )]
 struct ApiDoc;
 
@@ -60,6 +61,36 @@ const SHARED: [(&str, &str); 5] = [
     ("429", "More requests than the caller's rate allows; retry after `Retry-After` seconds"),
     ("503", "Overloaded or a dependency is unavailable; retry after `Retry-After` seconds"),
 ];
+
+/// Where an answer leads: OpenAPI links (operation, status, link name, target operation, the
+/// target's parameters as runtime expressions), for client generators and for the stateful
+/// phase of the contract test (create, read, change, delete in a row).
+type LinkRow = (&'static str, &'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+const LINKS: &[LinkRow] = {
+    const NEW_USER: &[(&str, &str)] = &[("id", "$response.body#/id")];
+    const NEW_VERSION: &[(&str, &str)] = &[("id", "$response.body#/id"), ("If-Match", "$response.header.ETag")];
+    const SAME_USER: &[(&str, &str)] = &[("id", "$request.path.id")];
+    const COMMAND: &[(&str, &str)] = &[("id", "$response.body#/command_id")];
+    const IMPORT: &[(&str, &str)] = &[("id", "$response.body#/import_id")];
+    const EXPORT: &[(&str, &str)] = &[("id", "$response.body#/export_id")];
+    &[
+        ("createUser", "201", "GetUser", "getUser", NEW_USER),
+        ("createUser", "201", "UpdateUser", "updateUser", NEW_VERSION),
+        ("createUser", "201", "DeleteUser", "deleteUser", NEW_VERSION),
+        ("createUser", "202", "GetCommand", "getCommand", COMMAND),
+        ("getUser", "200", "UpdateUser", "updateUser", NEW_VERSION),
+        ("getUser", "200", "DeleteUser", "deleteUser", NEW_VERSION),
+        ("updateUser", "200", "GetUser", "getUser", NEW_USER),
+        ("updateUser", "200", "DeleteUser", "deleteUser", NEW_VERSION),
+        ("updateUser", "202", "GetCommand", "getCommand", COMMAND),
+        ("deleteUser", "204", "GetUser", "getUser", SAME_USER),
+        ("deleteUser", "202", "GetCommand", "getCommand", COMMAND),
+        ("uploadImport", "202", "GetImport", "getImport", IMPORT),
+        ("uploadImport", "202", "GetImportErrors", "getImportErrors", IMPORT),
+        ("requestExport", "202", "GetExport", "getExport", EXPORT),
+        ("requestExport", "202", "DownloadExport", "downloadExport", EXPORT),
+    ]
+};
 
 /// Completes the document the routes made (see the module's documentation).
 pub(crate) fn complete(api: &mut utoipa::openapi::OpenApi) {
@@ -86,7 +117,17 @@ pub(crate) fn complete(api: &mut utoipa::openapi::OpenApi) {
     for item in api.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
         for operation in operations.into_iter().flatten() {
+            let id = operation.operation_id.clone().unwrap_or_default();
             let responses = &mut operation.responses.responses;
+            for (_, status, name, target, parameters) in LINKS.iter().filter(|link| link.0 == id) {
+                let Some(RefOr::T(response)) = responses.get_mut(*status) else {
+                    panic!("a link from {id} {status}, which the operation does not answer");
+                };
+                let link = parameters.iter().fold(LinkBuilder::new().operation_id(*target), |link, (name, value)| {
+                    link.parameter(*name, *value)
+                });
+                response.links.insert((*name).to_owned(), link.build().into());
+            }
             for (status, description) in SHARED {
                 responses
                     .entry(status.to_owned())
@@ -184,6 +225,57 @@ mod tests {
         assert_eq!(document["openapi"], "3.1.0");
         let schemes = document["components"]["securitySchemes"].as_object().expect("security schemes");
         assert!(schemes.contains_key("bearer") && schemes.contains_key("api_key"));
+    }
+
+    #[test]
+    fn every_link_leads_to_an_operation_with_the_parameters_it_fills_from_fields_that_exist() {
+        let document = document();
+        let all = operations(&document);
+        let by_id = |id: &str| all.iter().find(|(.., op)| op["operationId"] == id).map(|(.., op)| *op);
+        let mut count = 0;
+        for (method, path, operation) in &all {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let Some(links) = response.get("links").and_then(Value::as_object) else { continue };
+                let body = response["content"]["application/json"]["schema"]["$ref"].as_str().unwrap_or_default();
+                let fields = document.pointer(body.trim_start_matches('#')).map(|s| &s["properties"]);
+                for (name, link) in links {
+                    count += 1;
+                    let target = by_id(link["operationId"].as_str().unwrap_or_default());
+                    let target = target.unwrap_or_else(|| panic!("{method} {path} {status} {name}: no such operation"));
+                    let accepted: Vec<&str> = target["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p["name"].as_str())
+                        .collect();
+                    for (parameter, expression) in link["parameters"].as_object().expect("parameters") {
+                        assert!(
+                            accepted.contains(&parameter.as_str()),
+                            "{name} fills {parameter}, which it does not take"
+                        );
+                        let expression = expression.as_str().expect("an expression");
+                        if let Some(field) = expression.strip_prefix("$response.body#/") {
+                            assert!(
+                                fields.is_some_and(|f| f.get(field).is_some()),
+                                "{name}: the answer has no {field}"
+                            );
+                        } else if let Some(header) = expression.strip_prefix("$response.header.") {
+                            assert!(response["headers"].get(header).is_some(), "{name}: the answer has no {header}");
+                        } else {
+                            assert_eq!(expression, "$request.path.id", "{name}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(count, LINKS.len());
+    }
+
+    #[test]
+    fn the_export_columns_documented_are_the_domains() {
+        let documented = &document()["components"]["schemas"]["ExportColumn"]["enum"];
+        let domain: Vec<&str> = domain::export::Column::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(documented, &serde_json::json!(domain));
     }
 
     #[test]

@@ -96,18 +96,27 @@ pub(crate) struct UserChanges {
     locale: Option<String>,
 }
 
-/// The optional headers of a write.
+/// The `Idempotency-Key` of a write (users, imports, exports).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Documentation only: `super::idempotency` reads the header.
+pub(crate) struct KeyHeader {
+    /// Makes a retry safe: the same key with the same request (for an import: the same mode,
+    /// file name and file) gets the first answer again (24 h); with another request, 422. 1 to
+    /// 255 visible ASCII characters (inner spaces and tabs too).
+    #[serde(rename = "Idempotency-Key")]
+    #[param(nullable = false, min_length = 1, max_length = 255, pattern = r"^[!-~]([\t -~]*[!-~])?$")]
+    idempotency_key: Option<String>,
+}
+
+/// The optional headers of a write to users.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // Documentation only: the handlers read the headers.
 pub(crate) struct WriteHeaders {
-    /// Makes a retry safe: the same key with the same request gets the first answer again
-    /// (24 h); with another request, 422. 1 to 255 visible ASCII characters.
-    #[serde(rename = "Idempotency-Key")]
-    #[param(min_length = 1, max_length = 255)]
-    idempotency_key: Option<String>,
     /// Carried through to the command, its event and its reply.
     #[serde(rename = "X-Correlation-Id")]
+    #[param(nullable = false)]
     correlation_id: Option<Uuid>,
 }
 
@@ -116,8 +125,10 @@ pub(crate) struct WriteHeaders {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // Documentation only: the handlers read the header.
 pub(crate) struct IfMatch {
-    /// Only if the user is at this version (its `ETag`, e.g. `"3"`); `*` for any.
+    /// Only if the user is at this version (its `ETag`, e.g. `"3"`), or at one of several
+    /// (`"3", "4"`); `*` for any. A weak tag never matches.
     #[serde(rename = "If-Match")]
+    #[param(nullable = false, pattern = r#"^(\*|[0-9]+|(W/)?"[!#-~]*"(, ?(W/)?"[!#-~]*")*)$"#)]
     if_match: Option<String>,
 }
 
@@ -126,7 +137,8 @@ pub(crate) struct IfMatch {
 #[derive(IntoResponses)]
 #[allow(dead_code)] // Documentation only.
 pub(crate) enum JsonBodyAnswers {
-    /// Malformed JSON, a body that is not an object, or a malformed Idempotency-Key
+    /// Malformed JSON, a body that is not an object, or a malformed header (Idempotency-Key,
+    /// If-Match, X-Correlation-Id)
     #[response(status = 400)]
     BadRequest,
     /// The body is larger than the limit
@@ -273,7 +285,7 @@ impl JobTimes {
 #[allow(dead_code)] // Documentation only: `super::jobs::recent` reads the query.
 pub(crate) struct JobListQuery {
     /// How many (20 unless given).
-    #[param(minimum = 1, maximum = 100)]
+    #[param(nullable = false, minimum = 1, maximum = 100)]
     limit: Option<u8>,
 }
 
@@ -336,7 +348,7 @@ impl From<&ImportStatus> for ImportBody {
 pub(crate) struct ExportFilters {
     /// Part of the name or email, case-insensitive.
     q: Option<String>,
-    /// The email's domain, e.g. `example.com`.
+    /// The email's domain, e.g. `example.com` (a leading `@` is ignored).
     email_domain: Option<String>,
     #[schema(minimum = 0, maximum = 150)]
     min_age: Option<u8>,
@@ -346,9 +358,34 @@ pub(crate) struct ExportFilters {
     created_after: Option<String>,
     #[schema(format = DateTime)]
     created_before: Option<String>,
-    /// Which columns, in order (default: email, name, age): `id`, `email`, `name`, `age`,
-    /// `created_at`, `updated_at`, `version`.
-    columns: Option<Vec<String>>,
+    #[schema(schema_with = export_columns)]
+    columns: Option<Vec<ExportColumn>>,
+}
+
+/// `columns`: a list of [`ExportColumn`]s, each at most once, or null (utoipa has no attribute for
+/// `uniqueItems`).
+fn export_columns() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::Array, Type::Null]))
+        .items(utoipa::openapi::Ref::from_schema_name("ExportColumn"))
+        .unique_items(true)
+        .description(Some("Which columns, in order, each once (default: email, name, age)."))
+        .build()
+}
+
+/// A column an export can have (`domain::export::Column`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Documentation only.
+pub(crate) enum ExportColumn {
+    Id,
+    Email,
+    Name,
+    Age,
+    CreatedAt,
+    UpdatedAt,
+    Version,
 }
 
 /// An export asked for (202): it is written in the background.

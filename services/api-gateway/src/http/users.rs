@@ -20,7 +20,9 @@ use uuid::Uuid;
 use super::auth::{Authorized, Reader, Writer};
 use super::body;
 use super::idempotency::Idempotency;
-use super::schema::{CommandPending, IfMatch, JsonBodyAnswers, NewUser, UserBody, UserChanges, UserPage, WriteHeaders};
+use super::schema::{
+    CommandPending, IfMatch, JsonBodyAnswers, KeyHeader, NewUser, UserBody, UserChanges, UserPage, WriteHeaders,
+};
 use super::{AppState, Done};
 use crate::error::ApiError;
 
@@ -41,12 +43,15 @@ fn user_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("user {raw} not found")))
 }
 
-fn correlation_id(headers: &HeaderMap) -> Uuid {
-    headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| Uuid::parse_str(v).ok())
-        .unwrap_or_else(Uuid::now_v7)
+fn correlation_id(headers: &HeaderMap) -> Result<Uuid, ApiError> {
+    let Some(value) = headers.get("x-correlation-id") else {
+        return Ok(Uuid::now_v7());
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| Uuid::parse_str(v.trim()).ok())
+        .ok_or_else(|| ApiError::BadRequest("X-Correlation-Id must be a UUID".into()))
 }
 
 /// The request's idempotency key, digesting the JSON as parsed (whitespace aside, the same body
@@ -71,7 +76,7 @@ fn idempotency(
     path = "/users",
     tag = "users",
     operation_id = "createUser",
-    params(WriteHeaders),
+    params(KeyHeader, WriteHeaders),
     request_body(content = NewUser, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = UserBody, headers(
@@ -89,10 +94,11 @@ async fn create(
     headers: HeaderMap,
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let correlation = correlation_id(&headers)?;
     let Json(payload) = payload?;
     let key = idempotency(&caller, Method::POST, "/users", &headers, Some(&payload))?;
     let command = Command::Create(body::create(&payload)?);
-    match app.execute(command, correlation_id(&headers), &caller, key).await? {
+    match app.execute(command, correlation, &caller, key).await? {
         Done::Applied(user) => {
             let user = user.ok_or_else(|| ApiError::Internal("accepted creation without a user".into()))?;
             let mut response = with_etag(StatusCode::CREATED, &user);
@@ -135,7 +141,7 @@ async fn fetch(
     path = "/users/{id}",
     tag = "users",
     operation_id = "updateUser",
-    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, WriteHeaders),
+    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, KeyHeader, WriteHeaders),
     request_body(content = UserChanges, content_type = "application/json"),
     responses(
         (status = 200, description = "Changed", body = UserBody, headers(("ETag" = String, description = "The user's new version, quoted"))),
@@ -154,11 +160,12 @@ async fn update(
     payload: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
-    let expected = body::if_match(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))?;
+    let (correlation, precondition) = (correlation_id(&headers)?, body::if_match(headers.get(header::IF_MATCH))?);
     let Json(payload) = payload?;
     let key = idempotency(&caller, Method::PATCH, &format!("/users/{id}"), &headers, Some(&payload))?;
-    let command = Command::Update(body::update(id, expected, &payload)?);
-    match app.execute(command, correlation_id(&headers), &caller, key).await? {
+    let current = || app.users.get(id).map(|user| user.version);
+    let command = Command::Update(body::update(id, precondition, current, &payload)?);
+    match app.execute(command, correlation, &caller, key).await? {
         Done::Applied(Some(user)) => Ok(with_etag(StatusCode::OK, &user)),
         Done::Applied(None) => Err(ApiError::NotFound(format!("user {id} not found"))),
         Done::Pending(response) => Ok(response),
@@ -171,11 +178,11 @@ async fn update(
     path = "/users/{id}",
     tag = "users",
     operation_id = "deleteUser",
-    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, WriteHeaders),
+    params(("id" = Uuid, Path, description = "The user's id"), IfMatch, KeyHeader, WriteHeaders),
     responses(
         (status = 204, description = "Deleted"),
         (status = 202, description = "No outcome yet", body = CommandPending, headers(("Location" = String, description = "The command's status URL"))),
-        (status = 400, description = "A malformed Idempotency-Key"),
+        (status = 400, description = "A malformed Idempotency-Key, If-Match or X-Correlation-Id"),
         (status = 404, description = "No such user"),
         (status = 412, description = "The user is not at the version If-Match names"),
         (status = 422, description = "An Idempotency-Key used for another request"),
@@ -188,10 +195,11 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = user_id(&id)?;
-    let expected_version = body::if_match(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))?;
+    let (correlation, precondition) = (correlation_id(&headers)?, body::if_match(headers.get(header::IF_MATCH))?);
     let key = idempotency(&caller, Method::DELETE, &format!("/users/{id}"), &headers, None)?;
+    let expected_version = precondition.expected_version(|| app.users.get(id).map(|user| user.version))?;
     let command = Command::Delete(DeleteUser { user_id: id, expected_version });
-    match app.execute(command, correlation_id(&headers), &caller, key).await? {
+    match app.execute(command, correlation, &caller, key).await? {
         Done::Applied(_) => Ok(StatusCode::NO_CONTENT.into_response()),
         Done::Pending(response) => Ok(response),
     }
@@ -208,10 +216,10 @@ async fn remove(
     tag = "users",
     operation_id = "listUsers",
     params(
-        ("limit" = Option<u16>, Query, minimum = 1, maximum = 1000, description = "Users per page (50 unless given)"),
-        ("cursor" = Option<Uuid>, Query, description = "The `next_cursor` of the page before"),
-        ("email" = Option<String>, Query, description = "Exactly this email (case-insensitive): at most one user"),
-        ("q" = Option<String>, Query, description = "Part of the name or email, case-insensitive"),
+        ("limit" = Option<u16>, Query, nullable = false, minimum = 1, maximum = 1000, description = "Users per page (50 unless given)"),
+        ("cursor" = Option<String>, Query, nullable = false, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$", description = "The `next_cursor` of the page before (empty or absent: the first page)"),
+        ("email" = Option<String>, Query, nullable = false, description = "Exactly this email (case-insensitive): at most one user"),
+        ("q" = Option<String>, Query, nullable = false, description = "Part of the name or email, case-insensitive"),
     ),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
@@ -233,10 +241,14 @@ async fn list(
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::BadRequest(format!("limit must be a whole number from 1 to {MAX_LIMIT}")))?,
     };
+    // Empty: the first page. Else the hyphenated form only, the one this API gives out.
     let after = params
         .get("cursor")
         .filter(|c| !c.is_empty())
-        .map(|c| Uuid::parse_str(c).map_err(|_| ApiError::BadRequest("cursor is not one this API gave out".into())))
+        .map(|c| {
+            let parsed = (c.len() == 36).then(|| Uuid::parse_str(c).ok()).flatten();
+            parsed.ok_or_else(|| ApiError::BadRequest("cursor is not one this API gave out".into()))
+        })
         .transpose()?;
     let needle = params.get("q").map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
     let matches = |user: &User| {

@@ -1,9 +1,11 @@
 //! The API's description, from the outside: `/openapi.json` and `/docs` are public, the served
-//! document is the checked-in one, and the gateway serves no route the document lacks.
+//! document is the checked-in one, the gateway serves no route the document lacks, and a tool
+//! nobody here wrote (schemathesis) finds the gateway true to the document.
 
+use auth::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use system_tests::TestSystem;
+use system_tests::{Options, TestSystem};
 
 /// The checked-in document (`just openapi` regenerates it).
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../services/api-gateway/openapi.json");
@@ -72,5 +74,34 @@ async fn the_gateway_serves_no_route_and_no_method_the_document_lacks() {
             assert!(no_route(&answer), "{method} {path}: {} {}", answer.status, answer.body);
         }
     }
+    system.stop().await;
+}
+
+/// Runs schemathesis against a gateway (rate limit off) with an admin token.
+const CONTRACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/api-contract.sh");
+
+/// schemathesis (deploy/api-contract.sh, tests/system/contract/) generates requests from the
+/// document, valid and invalid, for every operation, follows its links (create, read, change,
+/// delete), and checks every answer: no server error, every status and header documented, bodies
+/// as described, invalid requests refused, valid ones taken.
+#[tokio::test]
+async fn schemathesis_finds_the_gateway_true_to_its_document_in_every_operation() {
+    let system =
+        TestSystem::start_with(Options { import_worker: true, export_worker: true, ..Options::default() }).await;
+    let run = tokio::process::Command::new(CONTRACT)
+        .args([system.gateway.url.as_str(), system.token(Role::Admin).as_str()])
+        .output()
+        .await
+        .expect("runs deploy/api-contract.sh");
+    let report = String::from_utf8_lossy(&run.stdout);
+    let errors = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "schemathesis found failures ({}):\n{report}\n{errors}", run.status);
+    let document = serde_json::to_value(api_gateway::http::openapi_document()).unwrap();
+    let operations: usize =
+        document["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert!(
+        report.contains(&format!("Tested: {operations}\n")),
+        "not every one of {operations} operations was tested:\n{report}"
+    );
     system.stop().await;
 }
