@@ -124,6 +124,14 @@ duplication:
 openapi:
     UPDATE_OPENAPI=1 cargo test --quiet -p api-gateway --lib -- openapi::tests::the_served_document_is_the_checked_in_openapi_json
 
+# Opens a running gateway's /docs (`just dev`) in headless Chromium: every operation shown, a screenshot in .local/docs-check/
+docs-check url="http://127.0.0.1:8000":
+    deploy/docs-check.sh {{ url }}
+
+# Checks a running gateway (`just dev` with GATEWAY_RATE_LIMIT_PER_SECOND=0) against its OpenAPI document with schemathesis
+api-contract url="http://127.0.0.1:8000" *args:
+    deploy/api-contract.sh {{ url }} "$(just token admin)" {{ args }}
+
 # The Avro contract in schemas/ against every release in schemas/releases/, at FULL_TRANSITIVE
 schema-check:
     cargo run --quiet -p schema-registry --bin schema-check -- schemas

@@ -77,6 +77,33 @@ async fn the_gateway_serves_no_route_and_no_method_the_document_lacks() {
     system.stop().await;
 }
 
+/// How many operations the document describes.
+fn operation_count() -> usize {
+    let document = serde_json::to_value(api_gateway::http::openapi_document()).unwrap();
+    document["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum()
+}
+
+/// Opens a gateway's /docs in headless Chromium and checks the page and a screenshot.
+const DOCS_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/docs-check.sh");
+
+/// Swagger UI in a real browser with no internet (Debian's chromium): the bundled page loads
+/// the document under the docs page's own security policy and renders every operation.
+#[tokio::test]
+async fn the_docs_page_renders_every_operation_in_a_headless_browser() {
+    let system = TestSystem::start().await;
+    let shot = std::env::temp_dir().join(platform::testing::unique("docs")).with_extension("png");
+    let run = tokio::process::Command::new(DOCS_CHECK)
+        .args([system.gateway.url.as_str(), shot.to_str().unwrap()])
+        .output()
+        .await
+        .expect("runs deploy/docs-check.sh");
+    let said = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{}: {said}", run.status);
+    assert!(said.contains(&format!("shows all {} operations", operation_count())), "{said}");
+    std::fs::remove_file(shot).unwrap();
+    system.stop().await;
+}
+
 /// Runs schemathesis against a gateway (rate limit off) with an admin token.
 const CONTRACT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/api-contract.sh");
 
