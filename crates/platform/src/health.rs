@@ -102,7 +102,7 @@ async fn ready(State(health): State<Health>) -> impl IntoResponse {
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render())
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish.

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Level, Metadata};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -106,18 +106,41 @@ pub fn mask_emails(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The buckets of every `*_seconds` histogram: from a fast HTTP answer (half a millisecond)
+/// to a write waiting out its command timeout.
+const SECONDS_BUCKETS: [f64; 16] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// The process's Prometheus handle, installing the recorder on first use.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                // Histograms with buckets (aggregatable across instances), not summaries.
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS)
+                .expect("the buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; the handle still renders ours.
             let _ = metrics::set_global_recorder(recorder);
+            process_metrics().describe();
             handle
         })
         .clone()
+}
+
+fn process_metrics() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// `/metrics`: the process figures (`process_resident_memory_bytes`, CPU seconds, threads, open
+/// files) read now, then everything in the Prometheus text format.
+pub fn render() -> String {
+    let handle = prometheus();
+    process_metrics().collect();
+    handle.render()
 }
 
 #[cfg(test)]

@@ -132,6 +132,9 @@ impl Exporter {
                 self.publish(&status).await?;
                 metrics::counter!("exports_completed_total").increment(1);
                 metrics::counter!("export_rows_written_total").increment(written.rows);
+                if let Some(ms) = status.duration_ms().filter(|&ms| ms > 0) {
+                    metrics::gauge!("export_rows_per_second").set(written.rows as f64 * 1000.0 / ms as f64);
+                }
                 tracing::info!(%export_id, rows = written.rows, bytes = written.bytes,
                     ms = status.duration_ms().unwrap_or_default(), snapshot_ms = written.snapshot.as_millis() as u64,
                     write_ms = written.write.as_millis() as u64, "export completed");

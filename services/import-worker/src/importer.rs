@@ -175,11 +175,13 @@ impl Importer {
         match row {
             Row::Invalid(errors) => {
                 tally.status.rejected += 1;
+                rows_counted("invalid");
                 tally.errors.extend(errors);
             }
             Row::Valid { line, email_key, user } => {
                 if let Some(first) = tally.seen.get(&email_key) {
                     tally.status.rejected += 1;
+                    rows_counted("duplicate_in_file");
                     tally.errors.push(RowError {
                         line,
                         field: "email".into(),
@@ -235,9 +237,13 @@ impl Importer {
         let Outcome::Batch(items) = reply.outcome else { return };
         for item in items {
             match item.result {
-                Ok(_) => tally.status.accepted += 1,
+                Ok(_) => {
+                    tally.status.accepted += 1;
+                    rows_counted("accepted");
+                }
                 Err(rejection) => {
                     tally.status.rejected += 1;
+                    rows_counted(rejection.reason.as_str());
                     let field = rejection.field_errors.first().map_or("email", |e| e.field.as_str()).to_owned();
                     tally.errors.push(RowError {
                         line: item.line,
@@ -281,11 +287,20 @@ impl Importer {
     }
 
     async fn publish(&self, status: &ImportStatus) -> Result<(), HandleError> {
+        if let Some(rate) = status.rows_per_second(Timestamp::now()) {
+            metrics::gauge!("import_rows_per_second").set(rate);
+        }
         let status = self.book.not_behind(status.clone());
         self.statuses.publish(&self.producer, status.import_id.to_string().as_bytes(), status.clone()).await?;
         self.book.apply(status);
         Ok(())
     }
+}
+
+/// `import_rows_total{outcome}`: `accepted`, `invalid`, `duplicate_in_file`, or user-service's
+/// rejection reason (a fixed list); `rate()` of it is the rows imported per second.
+fn rows_counted(outcome: &'static str) {
+    metrics::counter!("import_rows_total", "outcome" => outcome).increment(1);
 }
 
 /// Writes the error report: one line per rejected row, in file order.

@@ -16,7 +16,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
 
-use super::dead_letter::DeadLetter;
+use super::dead_letter::{DeadLetter, Poison};
 use super::producer::Producer;
 use crate::config::KafkaConfig;
 use crate::shutdown::Shutdown;
@@ -205,7 +205,9 @@ impl Consumer {
             .set("session.timeout.ms", config.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", settings.max_poll_interval.as_millis().to_string())
             .set("enable.partition.eof", "false")
-            .create_with_context(CommitOnRevoke)?;
+            // librdkafka's statistics, for the lag gauges (CommitOnRevoke::stats).
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+            .create_with_context(CommitOnRevoke { group: settings.group_id.clone() })?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         inner.subscribe(&topics)?;
         Ok(Self { inner, dead_letters, settings })
@@ -329,7 +331,7 @@ impl Consumer {
         true
     }
 
-    async fn dead_letter(&self, message: &Incoming, reason: &str, shutdown: &Shutdown) -> bool {
+    async fn dead_letter(&self, message: &Incoming, reason: &Poison, shutdown: &Shutdown) -> bool {
         let letter = DeadLetter::new(message, reason);
         let mut backoff = self.settings.retry_backoff;
         loop {
@@ -368,22 +370,22 @@ impl Consumer {
 
 /// One try at a batch: per message, `None` once applied or the reason it goes to the dead
 /// letters; `Err` if anything is worth trying again.
-async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec<Option<String>>, HandleError> {
+async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec<Option<Poison>>, HandleError> {
     reasons(handler.handle_batch(batch).await, batch.len())
 }
 
 /// Per message, `None` once applied or the reason it goes to the dead letters; `Err` if
 /// anything is worth trying again.
-pub(super) fn reasons(outcome: BatchOutcome, messages: usize) -> Result<Vec<Option<String>>, HandleError> {
+pub(super) fn reasons(outcome: BatchOutcome, messages: usize) -> Result<Vec<Option<Poison>>, HandleError> {
     match outcome {
         // The whole batch can never be applied: each of its messages goes to the dead letters.
-        Err(HandleError::Permanent(reason)) => Ok(vec![Some(reason.to_string()); messages]),
+        Err(HandleError::Permanent(reason)) => Ok(vec![Some(Poison::of(reason.as_ref())); messages]),
         Err(retryable) => Err(retryable),
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 Ok(()) => Ok(None),
-                Err(HandleError::Permanent(reason)) => Ok(Some(reason.to_string())),
+                Err(HandleError::Permanent(reason)) => Ok(Some(Poison::of(reason.as_ref()))),
                 Err(retryable) => Err(retryable),
             })
             .collect(),
@@ -404,11 +406,39 @@ fn is_no_offset(error: &KafkaError) -> bool {
     matches!(error, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
 }
 
-/// Commits stored offsets synchronously before partitions are taken away, so the next owner
-/// starts exactly after what this member applied.
-pub(super) struct CommitOnRevoke;
+/// How often librdkafka reports its statistics (the consumer lag among them).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
-impl ClientContext for CommitOnRevoke {}
+/// Commits stored offsets synchronously before partitions are taken away, so the next owner
+/// starts exactly after what this member applied; publishes the group's lag.
+pub(super) struct CommitOnRevoke {
+    group: String,
+}
+
+impl ClientContext for CommitOnRevoke {
+    /// `kafka_consumer_lag_messages{group, topic, partition}`, for the partitions this member
+    /// holds: the partition's end (its last stable offset: only committed records are read)
+    /// minus the group's committed offset, as librdkafka computes it; for a group whose offsets
+    /// are committed by transactions (user-service), which librdkafka does not see, minus the
+    /// position handed to the application.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in statistics.topics {
+            for (partition, p) in stats.partitions {
+                let lag = match p.consumer_lag {
+                    lag if lag >= 0 => lag,
+                    _ if p.ls_offset >= 0 && p.app_offset >= 0 => (p.ls_offset - p.app_offset).max(0),
+                    _ => continue,
+                };
+                // Partition -1 is librdkafka's internal "unassigned" one.
+                if partition >= 0 {
+                    let labels =
+                        [("group", self.group.clone()), ("topic", topic.clone()), ("partition", partition.to_string())];
+                    metrics::gauge!("kafka_consumer_lag_messages", &labels).set(lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -458,7 +488,8 @@ mod tests {
         let batch = vec![Incoming::default(); 3];
         let one_poison = Answers(|| Ok(vec![Ok(()), Err(HandleError::permanent("poison")), Ok(())]));
         let reasons = attempt(&one_poison, &batch).await.expect("nothing to retry");
-        assert_eq!(reasons, [None, Some("poison".to_owned()), None]);
+        let rejected = |reason: &str| Some(Poison { code: "rejected", reason: reason.to_owned() });
+        assert_eq!(reasons, [None, rejected("poison"), None]);
 
         let one_retryable =
             Answers(|| Ok(vec![Ok(()), Err(HandleError::permanent("x")), Err(HandleError::retryable("down"))]));
@@ -466,7 +497,7 @@ mod tests {
 
         let all_poison = Answers(|| Err(HandleError::permanent("the batch itself is poison")));
         let reasons = attempt(&all_poison, &batch).await.expect("nothing to retry");
-        assert_eq!(reasons, vec![Some("the batch itself is poison".to_owned()); 3]);
+        assert_eq!(reasons, vec![rejected("the batch itself is poison"); 3]);
 
         let outage = Answers(|| Err(HandleError::retryable("registry down")));
         assert!(attempt(&outage, &batch).await.is_err());

@@ -20,7 +20,7 @@ use rdkafka::error::KafkaError;
 pub use consumer::{
     BatchHandler, BatchOutcome, Consumer, ConsumerSettings, HandleError, Handler, Incoming, unless_shutdown,
 };
-pub use dead_letter::headers as dead_letter_headers;
+pub use dead_letter::{Poison, headers as dead_letter_headers};
 pub use exactly_once::{BatchFailed, TransactionalHandler, TransactionalStop};
 pub use producer::{Delivered, ProduceError, Producer, Record, TransactionError};
 pub use replay::replay;

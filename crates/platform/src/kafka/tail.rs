@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
 
 use super::consumer::{HandleError, Handler, Incoming};
+use super::dead_letter::Poison;
 use crate::config::KafkaConfig;
 use crate::shutdown::Shutdown;
 
@@ -132,7 +133,7 @@ pub enum FollowError {
 
 /// An assigned, group-less reader of every partition of one topic.
 pub struct Tail {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<TailStats>,
     topic: String,
     positions: Positions,
     /// The high watermarks when the tail started: reaching them all is "caught up".
@@ -152,13 +153,15 @@ impl std::fmt::Debug for Tail {
 
 impl Tail {
     pub async fn start(config: &KafkaConfig, topic: &str, start_at: StartAt) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = super::consumer_config(config, &format!("tail-{topic}"))
+        let stats = TailStats { topic: topic.to_owned(), lag: Arc::default() };
+        let consumer: StreamConsumer<TailStats> = super::consumer_config(config, &format!("tail-{topic}"))
             // Never joins a group or commits: it only reads, from where it is told.
             .set("group.id", "tail-unused")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .create()?;
+            .set("statistics.interval.ms", LAG_INTERVAL.as_millis().to_string())
+            .create_with_context(stats)?;
         let timeout = config.startup_timeout();
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         let partitions: Vec<i32> =
@@ -263,6 +266,8 @@ impl Tail {
     pub async fn run<H: Handler>(self, handler: &H, caught_up: Option<oneshot::Sender<()>>, shutdown: Shutdown) {
         let mut caught_up = caught_up;
         let mut check = tokio::time::interval(Duration::from_millis(200));
+        let mut lag = Lag::new(&self);
+        let mut report = tokio::time::interval(LAG_INTERVAL);
         loop {
             if caught_up.is_some() && self.caught_up() {
                 let dead_lettered = self.dead_lettered.load(std::sync::atomic::Ordering::Relaxed);
@@ -278,6 +283,10 @@ impl Tail {
                     self.refresh_positions();
                     continue;
                 }
+                _ = report.tick() => {
+                    lag.report();
+                    continue;
+                }
             };
             let message = match received {
                 Ok(message) => Incoming::from_borrowed(&message),
@@ -290,6 +299,11 @@ impl Tail {
                 break;
             }
             self.positions.record_applied(message.partition, message.offset);
+            lag.applied(&message);
+            // The ticker's branch loses every race while records keep arriving.
+            if lag.due() {
+                lag.report();
+            }
         }
     }
 
@@ -299,7 +313,7 @@ impl Tail {
             match handler.handle(message).await {
                 Ok(()) => return true,
                 Err(HandleError::Permanent(reason)) => {
-                    return self.dead_letter(message, &reason.to_string(), shutdown).await;
+                    return self.dead_letter(message, &Poison::of(reason.as_ref()), shutdown).await;
                 }
                 Err(HandleError::Retryable(error)) => {
                     tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry");
@@ -313,7 +327,7 @@ impl Tail {
 
     /// Sends `message` to the dead letters (retrying while the topic cannot be written); false
     /// if shutdown came first.
-    async fn dead_letter(&self, message: &Incoming, reason: &str, shutdown: &Shutdown) -> bool {
+    async fn dead_letter(&self, message: &Incoming, reason: &Poison, shutdown: &Shutdown) -> bool {
         let (partition, offset) = (message.partition, message.offset);
         self.dead_lettered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("kafka_tail_dead_lettered_total", "topic" => self.topic.clone()).increment(1);
@@ -356,10 +370,88 @@ impl Tail {
     }
 }
 
+/// How often a tail publishes its lag (librdkafka's statistics interval).
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A projection's lag: `projection_lag_events{topic, partition}`, from librdkafka's statistics
+/// (a tail neither stores nor commits offsets, so librdkafka's own lag figure is -1 for it: this
+/// is the partition's last stable offset minus the position handed to the tail, which applies
+/// each record as it gets it).
+struct TailStats {
+    topic: String,
+    /// The latest lag of each partition, for [`Lag`]'s lag in seconds.
+    lag: Arc<DashMap<i32, i64>>,
+}
+
+impl rdkafka::ClientContext for TailStats {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (&partition, p) in &topic.partitions {
+            if partition < 0 || p.ls_offset < 0 || p.app_offset < 0 {
+                continue;
+            }
+            let events = (p.ls_offset - p.app_offset).max(0);
+            self.lag.insert(partition, events);
+            let labels = [("topic", self.topic.clone()), ("partition", partition.to_string())];
+            metrics::gauge!("projection_lag_events", &labels).set(events as f64);
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for TailStats {}
+
+/// `projection_lag_seconds{topic}`: how long ago the newest record applied in a lagging
+/// partition was written (0 when none lags); and `projection_events_applied_total{topic}`.
+struct Lag {
+    topic: String,
+    events: Arc<DashMap<i32, i64>>,
+    /// Per partition, the write time of the last record applied.
+    last_written_ms: HashMap<i32, i64>,
+    started_ms: i64,
+    reported: std::time::Instant,
+    applied: metrics::Counter,
+}
+
+impl Lag {
+    fn new(tail: &Tail) -> Self {
+        Self {
+            topic: tail.topic.clone(),
+            events: Arc::clone(&tail.consumer.context().lag),
+            last_written_ms: HashMap::new(),
+            started_ms: millis_ago(Duration::ZERO),
+            reported: std::time::Instant::now(),
+            applied: metrics::counter!("projection_events_applied_total", "topic" => tail.topic.clone()),
+        }
+    }
+
+    fn applied(&mut self, message: &Incoming) {
+        self.applied.increment(1);
+        if let Some(written) = message.timestamp_ms {
+            self.last_written_ms.insert(message.partition, written);
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.reported.elapsed() >= LAG_INTERVAL
+    }
+
+    fn report(&mut self) {
+        self.reported = std::time::Instant::now();
+        let now = millis_ago(Duration::ZERO);
+        let lagging =
+            self.events.iter().filter(|entry| *entry.value() > 0).map(|entry| *entry.key()).collect::<Vec<_>>();
+        let seconds = lagging
+            .iter()
+            .map(|p| (now - self.last_written_ms.get(p).copied().unwrap_or(self.started_ms)).max(0) as f64 / 1000.0)
+            .fold(0.0, f64::max);
+        metrics::gauge!("projection_lag_seconds", "topic" => self.topic.clone()).set(seconds);
+    }
+}
+
 /// The partition's low and high watermarks, retrying while its leadership is still settling
 /// (a topic created a moment ago).
 async fn watermarks(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<TailStats>,
     topic: &str,
     partition: i32,
     timeout: Duration,

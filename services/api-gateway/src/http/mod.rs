@@ -12,6 +12,7 @@ mod limits;
 mod openapi;
 pub(crate) mod schema;
 mod security;
+mod timing;
 mod users;
 
 pub(crate) use auth::warn_while_disabled;
@@ -194,5 +195,6 @@ pub(crate) fn router(
         .layer(middleware::map_response(security::headers))
         .layer(security::cors(&config.cors_allowed_origins))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(timing::record))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, auth::API_KEY_HEADER, header::COOKIE]))
 }

@@ -55,6 +55,9 @@ async fn garbage_and_unknown_schema_ids_go_to_the_dead_letter_topic_and_service_
         assert_eq!(letter.header(dlq::ORIGINAL_TOPIC), Some(system.topics.user_commands.as_str().as_bytes()));
         let reason = String::from_utf8_lossy(letter.header(dlq::ERROR).unwrap()).into_owned();
         assert!(!reason.is_empty());
+        // The code says what kind of poison it is: not Avro at all, or a schema id no registry knows.
+        let code = if letter.payload.as_deref() == Some(&garbage[..]) { "not_avro" } else { "unknown_schema" };
+        assert_eq!(letter.header(dlq::REASON_CODE), Some(code.as_bytes()), "{reason}");
     }
     system.stop().await;
 }

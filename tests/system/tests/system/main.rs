@@ -13,6 +13,7 @@ mod idempotency;
 mod import_crash;
 mod imports;
 mod limits;
+mod metrics;
 mod openapi;
 mod other_clients;
 mod state;
