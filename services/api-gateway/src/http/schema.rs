@@ -359,33 +359,20 @@ pub(crate) struct ExportFilters {
     #[schema(format = DateTime)]
     created_before: Option<String>,
     #[schema(schema_with = export_columns)]
-    columns: Option<Vec<ExportColumn>>,
+    columns: Option<Vec<String>>,
 }
 
-/// `columns`: a list of [`ExportColumn`]s, each at most once, or null (utoipa has no attribute for
-/// `uniqueItems`).
+/// `columns`: a list of the domain's column names (`domain::export::Column`), each at most once,
+/// or null (utoipa has no attribute for `uniqueItems`).
 fn export_columns() -> utoipa::openapi::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let names = domain::export::Column::ALL.map(domain::export::Column::as_str);
     ArrayBuilder::new()
         .schema_type(SchemaType::Array(vec![Type::Array, Type::Null]))
-        .items(utoipa::openapi::Ref::from_schema_name("ExportColumn"))
+        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
         .unique_items(true)
         .description(Some("Which columns, in order, each once (default: email, name, age)."))
         .build()
-}
-
-/// A column an export can have (`domain::export::Column`).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // Documentation only.
-pub(crate) enum ExportColumn {
-    Id,
-    Email,
-    Name,
-    Age,
-    CreatedAt,
-    UpdatedAt,
-    Version,
 }
 
 /// An export asked for (202): it is written in the background.
