@@ -74,6 +74,16 @@ pub struct DeleteUser {
 }
 
 impl Command {
+    /// What it is, in logs and spans: `create`, `update`, `delete` or `batch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Create(_) => "create",
+            Self::Update(_) => "update",
+            Self::Delete(_) => "delete",
+            Self::Batch(_) => "batch",
+        }
+    }
+
     /// The partition key: commands about one user stay in order; creates are keyed by email
     /// so that competing creates of one address meet on one partition.
     pub fn key(&self) -> String {

@@ -121,12 +121,38 @@ impl CsvLimitsConfig {
     }
 }
 
-/// Log output.
+/// Log output and span export.
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {
     /// `text` for people, `json` for log shippers. Filter with `RUST_LOG`.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Where to export spans over OTLP (HTTP/protobuf; `/v1/traces` is appended), e.g.
+    /// `http://127.0.0.1:4318`. Unset or empty: no span leaves the process (trace context is
+    /// still passed on in HTTP and Kafka headers, and trace ids still appear in the logs).
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// The OTLP endpoint, if one is set.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())
+    }
+}
+
+/// An `http://` or `https://` URL with a host, or nothing.
+fn otlp_endpoint(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let uri: axum::http::Uri = value.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(value.to_owned()),
+        _ => Err("an http:// or https:// URL with a host is needed, such as http://127.0.0.1:4318".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +179,22 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("'soon'"), "{text}");
         assert!(text.contains("kafka-linger-ms"), "{text}");
+    }
+
+    #[test]
+    fn an_otlp_endpoint_is_a_url_or_nothing() {
+        #[derive(Debug, Parser)]
+        struct Telemetry {
+            #[command(flatten)]
+            telemetry: TelemetryConfig,
+        }
+        let parse = |value: &str| Telemetry::try_parse_from(["probe", "--otlp-endpoint", value]);
+        assert_eq!(parse("http://jaeger:4318").unwrap().telemetry.otlp_endpoint(), Some("http://jaeger:4318"));
+        assert_eq!(parse("").unwrap().telemetry.otlp_endpoint(), None);
+        for bad in ["jaeger:4318", "ftp://x", "http://"] {
+            let text = parse(bad).unwrap_err().to_string();
+            assert!(text.contains("otlp-endpoint"), "{bad}: {text}");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   dead-letter topic, the startup connection check, and topic provisioning ([`kafka::topics`]);
 //! - [`health`]: `/health`, `/ready` and `/metrics` on the admin listener;
 //! - [`shutdown`]: SIGTERM/Ctrl-C as one cancellation token;
-//! - [`telemetry`]: logs and the Prometheus recorder;
+//! - [`telemetry`]: logs, spans (exported over OTLP when configured) and the Prometheus recorder;
+//! - [`trace`]: W3C trace context through HTTP and Kafka headers;
 //! - [`service`]: the common `main` and the [`service::ServiceBase`] each service builds on;
 //! - `testing` (feature): helpers for integration tests against the real broker.
 
@@ -25,6 +26,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod topic;
+pub mod trace;
 pub mod users;
 
 pub use config::{CommonConfig, KafkaConfig, TelemetryConfig};

@@ -83,10 +83,12 @@ where
             return ExitCode::from(2);
         }
     };
-    crate::telemetry::init(&telemetry);
+    let telemetry = crate::telemetry::init(name, &telemetry);
     tracing::info!(?config, "{name} starting");
     let shutdown = Shutdown::new().on_signals();
-    match run(config, shutdown).await {
+    let outcome = run(config, shutdown).await;
+    telemetry.shutdown().await;
+    match outcome {
         Ok(()) => {
             tracing::info!("{name} stopped cleanly");
             ExitCode::SUCCESS

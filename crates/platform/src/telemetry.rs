@@ -1,37 +1,181 @@
-//! Structured logs to stdout (`RUST_LOG` filters, `LOG_FORMAT` picks text or JSON) and the
-//! process-wide Prometheus recorder behind every service's `/metrics`.
+//! Structured logs to stdout (`RUST_LOG` filters, `LOG_FORMAT` picks text or JSON), spans
+//! (exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set: [`crate::trace`] says how
+//! they connect across services) and the process-wide Prometheus recorder behind every
+//! service's `/metrics`.
 //!
 //! Emails are personal data: every log line at info level and above goes out with each email
 //! address masked (`a***@example.com`, [`mask_emails`]), whichever code logged it; debug and
-//! trace lines, off unless asked for, keep them.
+//! trace lines, off unless asked for, keep them. Spans carry ids, never emails.
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Level, Metadata};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
 const DEFAULT_FILTER: &str = "info,librdkafka=warn,rdkafka=warn";
 
-/// Installs the global subscriber. Safe to call more than once (later calls are no-ops), which
-/// lets tests build several applications in one process.
-pub fn init(config: &TelemetryConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(MaskingEmails(std::io::stdout))
-        .with_ansi(std::io::stdout().is_terminal());
-    let _already_set = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+/// What [`init`] installed; [`Telemetry::shutdown`] sends the spans still buffered.
+#[derive(Debug, Default)]
+#[must_use = "call shutdown() before exiting, or the last spans are lost"]
+pub struct Telemetry {
+    /// Set when this call installed the subscriber and spans are exported.
+    exporting: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered (waiting at most a few seconds for the collector).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.exporting {
+            // The export is a blocking HTTP call.
+            let flushed = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(Duration::from_secs(5)));
+            if let Ok(Err(error)) = flushed.await {
+                eprintln!("the last spans could not be exported: {error}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber: logs filtered by `RUST_LOG`, and the spans of `service`
+/// (info level and above, whatever `RUST_LOG` says, so trace context flows even when the logs
+/// are quiet). Safe to call more than once (later calls are no-ops), which lets tests build
+/// several applications in one process.
+pub fn init(service: &'static str, config: &TelemetryConfig) -> Telemetry {
+    let (provider, exporting) = tracer_provider(service, config);
+    let writer = MaskingEmails(std::io::stdout);
+    let installed =
+        subscriber(config.log_format, writer, std::io::stdout().is_terminal(), &provider, service).try_init().is_ok();
     // Install the recorder now: metrics recorded before it exists are lost.
     prometheus();
+    if installed && let Some(endpoint) = config.otlp_endpoint() {
+        tracing::info!(%endpoint, "exporting spans over OTLP");
+    }
+    Telemetry { exporting: (installed && exporting).then_some(provider) }
+}
+
+/// Logs in `format` to `writer`, and the spans of `service` to `provider`, under one filter
+/// ([`LogsAndSpans`]).
+pub fn subscriber<W>(
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+    provider: &SdkTracerProvider,
+    service: &'static str,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    };
+    // Busy/idle times, code locations and thread names are left out of the spans: each costs
+    // on every span.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service))
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_context_activation(false);
+    tracing_subscriber::registry().with(LogsAndSpans::from_env()).with(logs).with(spans)
+}
+
+/// The one filter of the whole subscriber: what `RUST_LOG` enables (the default filter
+/// otherwise), and every span at info level and above, which carries trace context from a
+/// request to what it causes whatever the logs show.
+///
+/// Global, not one filter per layer: with per-layer filters, an `enabled` query not followed by
+/// its event (as librdkafka's logging makes) swallows the next event on that thread
+/// (tokio-rs/tracing#2519); lines of the services went missing that way.
+#[derive(Debug)]
+struct LogsAndSpans(EnvFilter);
+
+impl LogsAndSpans {
+    fn from_env() -> Self {
+        Self(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)))
+    }
+
+    fn is_traced_span(metadata: &Metadata<'_>) -> bool {
+        metadata.is_span() && *metadata.level() <= Level::INFO
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for LogsAndSpans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        if Self::is_traced_span(metadata) {
+            return tracing::subscriber::Interest::always();
+        }
+        tracing_subscriber::Layer::<S>::register_callsite(&self.0, metadata)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        let logs = tracing_subscriber::Layer::<S>::max_level_hint(&self.0);
+        Some(logs.map_or(LevelFilter::TRACE, |level| level.max(LevelFilter::INFO)))
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        Self::is_traced_span(metadata) || tracing_subscriber::Layer::<S>::enabled(&self.0, metadata, ctx)
+    }
+
+    // The environment's filter follows spans for its span-scoped directives (`[request]=debug`).
+    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Ctx<'_, S>) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>, ctx: Ctx<'_, S>) {
+        self.0.on_record(id, values, ctx);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: Ctx<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: Ctx<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: Ctx<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+}
+
+type Ctx<'a, S> = tracing_subscriber::layer::Context<'a, S>;
+
+/// The provider of the spans: exporting in batches over OTLP when an endpoint is configured
+/// (true), otherwise to nowhere (ids are made, spans dropped when they end).
+fn tracer_provider(service: &'static str, config: &TelemetryConfig) -> (SdkTracerProvider, bool) {
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    // OTEL_SERVICE_NAME, when set, names it (the detectors of `builder()` read it).
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(service);
+    }
+    let builder = SdkTracerProvider::builder().with_resource(resource.build());
+    let Some(endpoint) = config.otlp_endpoint() else { return (builder.build(), false) };
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    match opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(&url).build() {
+        Ok(exporter) => (builder.with_batch_exporter(exporter).build(), true),
+        Err(error) => {
+            eprintln!("{service}: spans will not be exported: the OTLP exporter for {url} cannot be built: {error}");
+            (builder.build(), false)
+        }
+    }
 }
 
 /// A log writer masking the emails of lines at info level and above ([`mask_emails`]).
@@ -191,6 +335,39 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    /// librdkafka asks whether its lines are enabled and logs only some: the question alone
+    /// must not swallow the next line (it did with one filter per layer).
+    #[test]
+    fn a_question_about_a_quiet_target_loses_no_line_and_info_spans_exist_whatever_the_filter() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = subscriber(LogFormat::Text, move || sink.clone(), false, &provider, "test");
+        let (traced, quiet) = tracing::subscriber::with_default(subscriber, || {
+            for n in 0..3 {
+                let _ = tracing::enabled!(target: "librdkafka", Level::INFO);
+                tracing::info!(n, "line after a question");
+            }
+            let span = tracing::info_span!("work", trace_id = tracing::field::Empty);
+            crate::trace::continue_trace(&span, crate::trace::Parent::none());
+            tracing::warn!(target: "librdkafka", "shown");
+            tracing::info!(target: "librdkafka", "not shown");
+            (
+                crate::trace::TraceHeaders::of(&span).traceparent().is_some(),
+                !tracing::enabled!(target: "librdkafka", Level::INFO),
+            )
+        });
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("line after a question").count(), 3, "{logs}");
+        assert!(traced, "the span has a trace context");
+        if std::env::var_os("RUST_LOG").is_none() {
+            assert!(
+                quiet && logs.contains("shown") && !logs.contains("not shown"),
+                "the default filter applies: {logs}"
+            );
         }
     }
 

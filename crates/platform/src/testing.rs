@@ -25,10 +25,12 @@ pub async fn kafka() -> KafkaConfig {
 }
 
 /// Test logs through the test harness's capture (shown for failing tests); `RUST_LOG` filters.
+/// Spans pass trace context on as in a service, and are exported nowhere.
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let writer = tracing_subscriber::fmt::TestWriter::new();
+    let _ = crate::telemetry::subscriber(crate::config::LogFormat::Text, writer, false, &provider, "test").try_init();
 }
 
 /// `prefix` plus a random suffix: fresh topics and groups for every test.

@@ -21,6 +21,7 @@ use domain::reply::{REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
 use platform::kafka::{HandleError, Handler, Incoming, Producer, Record};
 use platform::topic::Topic;
+use platform::trace::TraceHeaders;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -124,7 +125,9 @@ impl CommandBus {
         self.inner.waiting.entry(command_id).or_default().push((ticket, tx));
         let _waiting = Waiting { map: &self.inner.waiting, command_id, ticket };
         self.inner.pending.insert(command_id, Instant::now());
-        let record = Record::new(self.inner.commands.name(), &bytes).key(key.as_bytes());
+        // Its readers continue the request's trace.
+        let trace = TraceHeaders::current();
+        let record = Record::new(self.inner.commands.name(), &bytes).key(key.as_bytes()).trace(&trace);
         if let Err(error) = self.inner.producer.send(record).await {
             self.inner.pending.remove(&command_id);
             return Err(ApiError::Unavailable(format!("cannot send the command: {error}")));

@@ -104,7 +104,10 @@ impl Handler for ExportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request: ExportRequest = self.requests.decode(message).await?;
         let what = format!("export {}", request.export_id);
-        kafka::unless_shutdown(&self.shutdown, what, self.exporter.run(request)).await
+        // The export continues the trace of the request that asked for it; its statuses carry it on.
+        let span = tracing::info_span!("export", export_id = %request.export_id, trace_id = tracing::field::Empty);
+        platform::trace::within(span, message, kafka::unless_shutdown(&self.shutdown, what, self.exporter.run(request)))
+            .await
     }
 }
 

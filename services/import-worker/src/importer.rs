@@ -22,6 +22,7 @@ use futures::stream::FuturesUnordered;
 use platform::blobs::BlobStore;
 use platform::kafka::{HandleError, Producer, Record};
 use platform::topic::Topic;
+use platform::trace::TraceHeaders;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -222,10 +223,12 @@ impl Importer {
         };
         let encoded = self.commands.encode(envelope);
         let (producer, topic) = (self.producer.clone(), self.commands.name().to_owned());
+        // The import's span: user-service continues its trace.
+        let trace = TraceHeaders::current();
         async move {
             let bytes = encoded.map_err(HandleError::permanent)?;
             let key = command_id.to_string();
-            producer.send(Record::new(&topic, &bytes).key(key.as_bytes())).await?;
+            producer.send(Record::new(&topic, &bytes).key(key.as_bytes()).trace(&trace)).await?;
             Ok(())
         }
     }

@@ -132,6 +132,9 @@ impl Handler for ImportRequests {
     async fn handle(&self, message: &Incoming) -> Result<(), HandleError> {
         let request: ImportRequest = self.requests.decode(message).await?;
         let what = format!("import {}", request.import_id);
-        kafka::unless_shutdown(&self.shutdown, what, self.importer.run(request)).await
+        // The import continues the trace of the request that asked for it; its statuses and commands carry it on.
+        let span = tracing::info_span!("import", import_id = %request.import_id, trace_id = tracing::field::Empty);
+        platform::trace::within(span, message, kafka::unless_shutdown(&self.shutdown, what, self.importer.run(request)))
+            .await
     }
 }

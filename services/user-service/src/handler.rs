@@ -11,6 +11,11 @@
 //! 4. Publish each changed user's state (on its event's partition, saying which event it
 //!    reflects; a tombstone for a deletion) and the replies.
 //!
+//! Each command has a span, from its decoding to its last acknowledged write, continuing the
+//! trace its record carried (`platform::trace`); its event, the states and its reply carry that
+//! span's context, so their readers continue the trace. A batch command (an import's rows) is
+//! one span: its rows' events share its context.
+//!
 //! A failure after step 2 has changed memory: the batch is abandoned, its transaction aborted
 //! (none of its records is ever seen) and the service rebuilds its state from the log.
 
@@ -26,7 +31,9 @@ use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use platform::kafka::{BatchFailed, HandleError, Incoming, Producer, Record, TransactionalHandler};
 use platform::topic::Topic;
+use platform::trace::{self, Parent, TraceHeaders};
 use platform::users::headers as tombstone;
+use tracing::Span;
 use uuid::Uuid;
 
 use crate::state::{Recorded, State};
@@ -62,6 +69,10 @@ struct Decided {
     envelope: CommandEnvelope,
     /// The events to publish, encoded, for what changed now (one per batch row that did).
     events: Vec<PendingEvent>,
+    /// The command's span (ends once the batch's writes are acknowledged) and its context,
+    /// which the command's event, states and reply carry.
+    span: Span,
+    trace: TraceHeaders,
 }
 
 struct PendingEvent {
@@ -74,12 +85,13 @@ struct PendingEvent {
 }
 
 /// A state record to send: a user's state, or a deletion's tombstone.
-struct PendingState {
+struct PendingState<'a> {
     key: String,
     partition: i32,
     /// `None`: a tombstone, with the event's position in its headers.
     bytes: Option<Vec<u8>>,
     offset: String,
+    trace: &'a TraceHeaders,
 }
 
 fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
@@ -88,7 +100,8 @@ fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
 }
 
 impl CommandHandler {
-    fn decide_one(&self, envelope: CommandEnvelope, now: Timestamp) -> Result<Decided, MappingError> {
+    fn decide_one(&self, envelope: CommandEnvelope, span: Span, now: Timestamp) -> Result<Decided, MappingError> {
+        let _in_command = span.enter();
         let users = &self.state.users;
         let mut events = Vec::new();
         match &envelope.command {
@@ -103,7 +116,21 @@ impl CommandHandler {
                 events.extend(self.settle(envelope.command_id, &envelope, now, Keep::UserAfter, decide)?);
             }
         }
-        Ok(Decided { envelope, events })
+        match &envelope.command {
+            Command::Batch(items) => tracing::info!(rows = items.len(), changed = events.len(), "batch decided"),
+            _ => {
+                let outcome = match self.state.outcome(envelope.command_id) {
+                    Some(Recorded::Accepted { .. }) if events.is_empty() => "unchanged",
+                    Some(Recorded::Accepted { .. }) => "applied",
+                    Some(Recorded::Rejected(rejection)) => rejection.reason.as_str(),
+                    None => "undecided",
+                };
+                tracing::info!(outcome, "command decided");
+            }
+        }
+        drop(_in_command);
+        let trace = TraceHeaders::of(&span);
+        Ok(Decided { envelope, events, span, trace })
     }
 
     /// Decides and applies `command_id` unless it was decided before (a redelivery); returns
@@ -207,7 +234,10 @@ impl TransactionalHandler for CommandHandler {
         for message in batch {
             match self.topics.commands.decode::<CommandEnvelope>(message).await {
                 Ok(envelope) => {
-                    commands.push((results.len(), envelope));
+                    let span = tracing::info_span!("command", command_id = %envelope.command_id,
+                        kind = envelope.command.kind(), trace_id = tracing::field::Empty);
+                    trace::continue_trace(&span, Parent::from_record(message));
+                    commands.push((results.len(), envelope, span));
                     results.push(Ok(()));
                 }
                 Err(error) if error.is_retryable() => return Err(BatchFailed::Retry(error.into())),
@@ -216,7 +246,7 @@ impl TransactionalHandler for CommandHandler {
         }
 
         // 1b. A command answered before the last restart: its outcome, from the reply kept then.
-        for (_, envelope) in &commands {
+        for (_, envelope, _) in &commands {
             if let Err(error) = self.state.restore(envelope.command_id, &self.topics.replies).await {
                 if error.is_retryable() {
                     return Err(BatchFailed::Retry(error.into()));
@@ -229,29 +259,30 @@ impl TransactionalHandler for CommandHandler {
         // 2. Decide, in order.
         let now = Timestamp::now();
         let mut decided: Vec<(usize, Decided)> = Vec::with_capacity(commands.len());
-        for (at, command) in commands {
-            let decision = self.decide_one(command, now).map_err(|e| abandon("encoding an event", e))?;
+        for (at, command, span) in commands {
+            let decision = self.decide_one(command, span, now).map_err(|e| abandon("encoding an event", e))?;
             decided.push((at, decision));
         }
 
         // 3. Publish the events and wait for all of them: their positions go in the states.
-        let sends = decided.iter().flat_map(|(_, d)| &d.events).map(|event| async move {
+        let events = decided.iter().flat_map(|(_, d)| d.events.iter().map(move |event| (event, &d.trace)));
+        let sends = events.map(|(event, trace)| async move {
             let key = event.user_id.to_string();
-            let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes());
-            (event, self.producer.send(record).await)
+            let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes()).trace(trace);
+            (event, trace, self.producer.send(record).await)
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
         let mut delivered_events = Vec::with_capacity(sends.len());
-        while let Some((event, delivered)) = sends.next().await {
+        while let Some((event, trace, delivered)) = sends.next().await {
             let delivered = delivered.map_err(|e| abandon("publishing an event", e))?;
             let position = EventPosition { partition: delivered.partition, offset: delivered.offset };
             self.state.located(event.command_id, position);
-            delivered_events.push((event, position));
+            delivered_events.push((event, trace, position));
         }
         // A user's states go out in the order of its events.
-        delivered_events.sort_unstable_by_key(|(_, at)| (at.partition, at.offset));
+        delivered_events.sort_unstable_by_key(|(_, _, at)| (at.partition, at.offset));
         let mut states = Vec::with_capacity(delivered_events.len());
-        for (event, at) in delivered_events {
+        for (event, trace, at) in delivered_events {
             self.state.positions.record_applied(at.partition, at.offset);
             let bytes = match &event.after {
                 Some(user) => {
@@ -265,6 +296,7 @@ impl TransactionalHandler for CommandHandler {
                 partition: at.partition,
                 bytes,
                 offset: at.offset.to_string(),
+                trace,
             });
         }
 
@@ -275,8 +307,11 @@ impl TransactionalHandler for CommandHandler {
             let reply = self.reply_for(&d.envelope);
             let (key, requester) = (reply.command_id.to_string(), reply.requester.clone());
             match self.topics.replies.encode(reply) {
-                Ok(bytes) => replies.push((key, requester, bytes)),
-                Err(error) => results[*at] = Err(HandleError::permanent(error)),
+                Ok(bytes) => replies.push((key, requester, bytes, &d.trace)),
+                Err(error) => {
+                    d.span.in_scope(|| tracing::warn!(%error, "the reply cannot be encoded"));
+                    results[*at] = Err(HandleError::permanent(error));
+                }
             }
         }
         let state_sends = states.iter().map(|state| {
@@ -289,14 +324,16 @@ impl TransactionalHandler for CommandHandler {
                         .header(tombstone::EVENT_PARTITION, partition.as_bytes())
                         .header(tombstone::EVENT_OFFSET, state.offset.as_bytes()),
                 };
+                let record = record.trace(state.trace);
                 self.producer.send(record.partition(state.partition)).await.map(|_| ())
             }
         });
         let mut sends: FuturesUnordered<_> = state_sends.collect();
-        let reply_sends = replies.iter().map(|(key, requester, bytes)| async move {
+        let reply_sends = replies.iter().map(|(key, requester, bytes, trace)| async move {
             let record = Record::new(self.topics.replies.name(), bytes)
                 .key(key.as_bytes())
-                .header(REQUESTER_HEADER, requester.as_bytes());
+                .header(REQUESTER_HEADER, requester.as_bytes())
+                .trace(trace);
             self.producer.send(record).await.map(|_| ())
         });
         let mut reply_sends: FuturesUnordered<_> = reply_sends.collect();

@@ -17,6 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
+use crate::trace::TraceHeaders;
 
 /// A cheap `Clone` handle; all clones share one librdkafka producer.
 #[derive(Clone)]
@@ -69,6 +70,15 @@ impl<'a> Record<'a> {
 
     pub fn header(mut self, name: &'a str, value: &'a [u8]) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// Carries `trace`'s context (`traceparent`, `tracestate`): the record's readers continue
+    /// that trace.
+    pub fn trace(mut self, trace: &'a TraceHeaders) -> Self {
+        for (name, value) in trace.pairs() {
+            self.headers.push((name, value));
+        }
         self
     }
 }

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use futures::FutureExt as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
+use tracing::{Instrument as _, Span};
 
 use super::consumer::{HandleError, Handler, Incoming};
 use super::dead_letter::Poison;
@@ -43,6 +45,45 @@ pub struct DeadLetters {
     pub topic: String,
     /// Written as the dead letter's consumer group header: which reader gave up.
     pub reader: String,
+}
+
+/// The spans of a live tail's updates: one per run of consecutive records carrying the same
+/// trace context (the events of one import batch share one span, an interactive write has one
+/// of its own), ended when a record of another context comes or none is waiting. Records
+/// without a context get no span.
+#[derive(Debug, Default)]
+struct UpdateSpans {
+    traceparent: Vec<u8>,
+    open: Option<Span>,
+}
+
+impl UpdateSpans {
+    /// The span applying `message` belongs to.
+    fn of(&mut self, topic: &str, message: &Incoming) -> Span {
+        let Some(traceparent) = message.header(crate::trace::TRACEPARENT) else {
+            self.end();
+            return Span::none();
+        };
+        if let Some(open) = &self.open
+            && self.traceparent == traceparent
+        {
+            return open.clone();
+        }
+        let span = tracing::info_span!("apply", topic, trace_id = tracing::field::Empty);
+        crate::trace::continue_trace(&span, crate::trace::Parent::from_record(message));
+        self.traceparent.clear();
+        self.traceparent.extend_from_slice(traceparent);
+        self.open = Some(span.clone());
+        span
+    }
+
+    fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    fn end(&mut self) {
+        self.open = None;
+    }
 }
 
 /// How far a tail has applied each partition (the next offset it will apply).
@@ -268,24 +309,37 @@ impl Tail {
         let mut check = tokio::time::interval(Duration::from_millis(200));
         let mut lag = Lag::new(&self);
         let mut report = tokio::time::interval(LAG_INTERVAL);
+        let mut updates = UpdateSpans::default();
         loop {
             if caught_up.is_some() && self.caught_up() {
                 let dead_lettered = self.dead_lettered.load(std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(topic = %self.topic, dead_lettered, "caught up");
                 caught_up.take().map(|tx| tx.send(()));
             }
-            let received = tokio::select! {
-                biased;
-                () = shutdown.wait() => break,
-                received = self.consumer.recv() => received,
-                // Re-check the positions even when nothing arrives (trailing control records).
-                _ = check.tick(), if caught_up.is_some() => {
-                    self.refresh_positions();
-                    continue;
-                }
-                _ = report.tick() => {
-                    lag.report();
-                    continue;
+            // While a span is open, the next record may belong to it: take it if it is there
+            // already, otherwise the span's records are all applied and it ends.
+            let waiting = match updates.is_open() {
+                true if !shutdown.is_triggered() => self.consumer.recv().now_or_never(),
+                _ => None,
+            };
+            let received = match waiting {
+                Some(received) => received,
+                None => {
+                    updates.end();
+                    tokio::select! {
+                        biased;
+                        () = shutdown.wait() => break,
+                        received = self.consumer.recv() => received,
+                        // Re-check the positions even when nothing arrives (trailing control records).
+                        _ = check.tick(), if caught_up.is_some() => {
+                            self.refresh_positions();
+                            continue;
+                        }
+                        _ = report.tick() => {
+                            lag.report();
+                            continue;
+                        }
+                    }
                 }
             };
             let message = match received {
@@ -295,7 +349,10 @@ impl Tail {
                     continue;
                 }
             };
-            if !self.apply(handler, &message, &shutdown).await {
+            // Updates continue the trace of what caused them once the tail follows live (a
+            // rebuild re-reads history: no span).
+            let span = if caught_up.is_none() { updates.of(&self.topic, &message) } else { Span::none() };
+            if !self.apply(handler, &message, &shutdown).instrument(span).await {
                 break;
             }
             self.positions.record_applied(message.partition, message.offset);

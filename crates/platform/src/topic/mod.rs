@@ -188,14 +188,16 @@ impl<R: Record> Topic<R> {
         Ok(out)
     }
 
-    /// Encodes `message` and sends it keyed by `key`; resolves once the broker acknowledged it.
+    /// Encodes `message` and sends it keyed by `key`, with the trace context of the current
+    /// span; resolves once the broker acknowledged it.
     pub async fn publish<M>(&self, producer: &Producer, key: &[u8], message: M) -> Result<Delivered, PublishError>
     where
         M: TryInto<R>,
         MappingError: From<M::Error>,
     {
         let bytes = self.encode(message)?;
-        Ok(producer.send(KafkaRecord::new(self.name(), &bytes).key(key)).await?)
+        let trace = crate::trace::TraceHeaders::current();
+        Ok(producer.send(KafkaRecord::new(self.name(), &bytes).key(key).trace(&trace)).await?)
     }
 
     /// A consumed record as an `M` (the domain type `R` maps to).

@@ -35,7 +35,7 @@ impl TestRegistry {
             replication_factor: 1,
             admin_token_file,
             kafka,
-            telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text },
+            telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text, otlp_endpoint: None },
         };
         let shutdown = Shutdown::new();
         let app = Application::build(config, shutdown.clone()).await.expect("registry starts");

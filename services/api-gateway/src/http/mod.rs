@@ -9,10 +9,10 @@ mod idempotency;
 mod imports;
 mod jobs;
 mod limits;
+mod observe;
 mod openapi;
 pub(crate) mod schema;
 mod security;
-mod timing;
 mod users;
 
 pub(crate) use auth::warn_while_disabled;
@@ -35,7 +35,6 @@ use platform::health::{self, Health};
 use platform::kafka::Positions;
 use tower::ServiceBuilder;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
 use crate::commands::{CommandBus, Sent};
@@ -194,7 +193,6 @@ pub(crate) fn router(
         .layer(DefaultBodyLimit::max(config.max_json_body_bytes))
         .layer(middleware::map_response(security::headers))
         .layer(security::cors(&config.cors_allowed_origins))
-        .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn(timing::record))
+        .layer(middleware::from_fn(observe::observe))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, auth::API_KEY_HEADER, header::COOKIE]))
 }

@@ -8,12 +8,11 @@ use auth::Role;
 use auth::dev::{self, Claims};
 use domain::command::CommandEnvelope;
 use domain::event::EventEnvelope;
-use platform::kafka::{Incoming, replay};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use system_tests::{Options, TestSystem, call};
 
-use crate::support;
+use crate::support::{self, read_all};
 
 /// Every route of the API with a request it would accept, and the role it needs.
 fn routes(user: &str, import: &str, export: &str) -> Vec<(Method, String, Option<Value>, Role)> {
@@ -45,12 +44,6 @@ async fn observable(system: &TestSystem) -> (Value, Value, Value, usize) {
     let imports = system.call(Method::GET, "/imports", None).await.body;
     let exports = system.call(Method::GET, "/exports", None).await.body;
     (users, imports, exports, read_all(system.topics.user_commands.as_str()).await.len())
-}
-
-async fn read_all(topic: &str) -> Vec<Incoming> {
-    let kafka = platform::testing::kafka().await;
-    let (records, _) = replay(&kafka, topic, Vec::new(), |all: &mut Vec<Incoming>, m| all.push(m)).await.unwrap();
-    records
 }
 
 /// A request as an outsider sends it: only the given headers (no default token).

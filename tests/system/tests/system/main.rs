@@ -18,6 +18,7 @@ mod openapi;
 mod other_clients;
 mod state;
 mod support;
+mod traces;
 mod uploads;
 mod user_service_crash;
 mod users;

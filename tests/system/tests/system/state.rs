@@ -9,18 +9,13 @@ use domain::event::{Event, EventEnvelope};
 use domain::time::Timestamp;
 use domain::user::{Email, Name, User};
 use platform::kafka::dead_letter_headers as dlq;
-use platform::kafka::{Incoming, Producer, Record, replay};
+use platform::kafka::{Producer, Record};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use system_tests::{Options, TestSystem, fresh_topics};
 use uuid::Uuid;
 
-/// Every record of `topic`, read committed.
-async fn read_all(topic: &str) -> Vec<Incoming> {
-    let kafka = platform::testing::kafka().await;
-    let (records, _) = replay(&kafka, topic, Vec::new(), |all: &mut Vec<Incoming>, m| all.push(m)).await.unwrap();
-    records
-}
+use crate::support::read_all;
 
 async fn create(system: &TestSystem, email: &str) -> String {
     let created = system.call(Method::POST, "/users", Some(json!({"email": email, "name": "N"}))).await;

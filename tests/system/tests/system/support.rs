@@ -3,11 +3,19 @@
 
 use std::time::Duration;
 
+use platform::kafka::{Incoming, replay};
 use platform::testing::Binary;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use system_tests::TestSystem;
+
+/// Every record of `topic`, read committed, as another client reads it.
+pub(crate) async fn read_all(topic: &str) -> Vec<Incoming> {
+    let kafka = platform::testing::kafka().await;
+    let (records, _) = replay(&kafka, topic, Vec::new(), |all: &mut Vec<Incoming>, m| all.push(m)).await.unwrap();
+    records
+}
 
 /// Starts `service` (`import-worker`, ...) as a process of its own with `env`: one that can be
 /// killed with SIGKILL.

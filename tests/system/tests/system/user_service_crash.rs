@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use domain::event::EventEnvelope;
 use domain::reply::{Outcome, Reply};
-use platform::kafka::{Incoming, replay};
 use platform::testing::Binary;
 use system_tests::{Options, TestSystem};
 use testkit::generate::{Spec, generate};
 use uuid::Uuid;
 
-use crate::support::{spawn_service, upload, wait_import};
+use crate::support::{read_all, spawn_service, upload, wait_import};
 
 /// Rows in the file: `USER_SERVICE_CRASH_ROWS` (200,000 in `just test-slow`), or 50,000.
 fn rows() -> u64 {
@@ -29,12 +28,6 @@ async fn start(system: &TestSystem, service: &str, ready: &str) -> Binary {
     let mut process = spawn_service(service, &env);
     process.wait_for_log(ready, Duration::from_secs(60)).await;
     process
-}
-
-async fn read_all(topic: &str) -> Vec<Incoming> {
-    let kafka = platform::testing::kafka().await;
-    let (records, _) = replay(&kafka, topic, Vec::new(), |all: &mut Vec<Incoming>, m| all.push(m)).await.unwrap();
-    records
 }
 
 #[tokio::test]
