@@ -115,9 +115,11 @@ fn published_by_compose_config() -> BTreeMap<String, Vec<String>> {
     };
     let secrets = run("bash", &["deploy/compose-secrets.sh"]).expect("bash runs");
     assert!(secrets.status.success(), "{}", String::from_utf8_lossy(&secrets.stderr));
-    let output = run("docker", &["compose", "-f", "docker-compose.yml", "config"])
+    // With the optional profile, so its services are checked too.
+    let args = ["-f", "docker-compose.yml", "--profile", "tracing", "config"];
+    let output = run("docker", &[&["compose"][..], &args].concat())
         .filter(|o| o.status.success())
-        .or_else(|| run("docker-compose", &["-f", "docker-compose.yml", "config"]))
+        .or_else(|| run("docker-compose", &args))
         .expect("docker compose or docker-compose (deploy/bootstrap.sh installs it)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let config: Value = serde_yaml_ng::from_slice(&output.stdout).expect("compose config prints YAML");
@@ -141,14 +143,21 @@ fn published_by_compose_config() -> BTreeMap<String, Vec<String>> {
 #[test]
 fn only_the_api_and_kafka_ui_are_published_and_only_on_loopback_by_default() {
     let published = published_by_compose_config();
-    let expected = BTreeMap::from([("api-gateway", "127.0.0.1:8000"), ("kafka-ui", "127.0.0.1:8080")]);
+    // Jaeger's UI (profile `tracing`) too.
+    let expected = BTreeMap::from([
+        ("api-gateway", "127.0.0.1:8000"),
+        ("kafka-ui", "127.0.0.1:8080"),
+        ("jaeger", "127.0.0.1:16686"),
+    ]);
     for (service, ports) in &published {
         match expected.get(service.as_str()) {
             Some(port) => assert_eq!(ports, &vec![port.to_string()], "{service}"),
             None => assert!(ports.is_empty(), "{service} publishes {ports:?}: only the API and kafka-ui may"),
         }
     }
-    assert!(published.contains_key("kafka-1") && published.contains_key("schema-registry"), "{published:?}");
+    for service in ["kafka-1", "schema-registry", "jaeger"] {
+        assert!(published.contains_key(service), "{service} missing: {published:?}");
+    }
 }
 
 #[test]
