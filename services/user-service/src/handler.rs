@@ -12,9 +12,11 @@
 //!    reflects; a tombstone for a deletion) and the replies.
 //!
 //! Each command has a span, from its decoding to its last acknowledged write, continuing the
-//! trace its record carried (`platform::trace`); its event, the states and its reply carry that
-//! span's context, so their readers continue the trace. A batch command (an import's rows) is
-//! one span: its rows' events share its context.
+//! trace its record carried (`platform::trace`); its events and its reply carry that span's
+//! context, so their readers continue the trace. A batch command (an import's rows) is one span:
+//! its rows' events share its context. The state records carry none: they are read only by a
+//! rebuild, which continues no trace, and a header on each costs every imported row (librdkafka
+//! allocates every record's header list; `just bench` measured it).
 //!
 //! A failure after step 2 has changed memory: the batch is abandoned, its transaction aborted
 //! (none of its records is ever seen) and the service rebuilds its state from the log.
@@ -70,7 +72,7 @@ struct Decided {
     /// The events to publish, encoded, for what changed now (one per batch row that did).
     events: Vec<PendingEvent>,
     /// The command's span (ends once the batch's writes are acknowledged) and its context,
-    /// which the command's event, states and reply carry.
+    /// which the command's events and reply carry.
     span: Span,
     trace: TraceHeaders,
 }
@@ -85,13 +87,12 @@ struct PendingEvent {
 }
 
 /// A state record to send: a user's state, or a deletion's tombstone.
-struct PendingState<'a> {
+struct PendingState {
     key: String,
     partition: i32,
     /// `None`: a tombstone, with the event's position in its headers.
     bytes: Option<Vec<u8>>,
     offset: String,
-    trace: &'a TraceHeaders,
 }
 
 fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
@@ -102,6 +103,7 @@ fn abandon(what: &str, error: impl std::fmt::Display) -> BatchFailed {
 impl CommandHandler {
     fn decide_one(&self, envelope: CommandEnvelope, span: Span, now: Timestamp) -> Result<Decided, MappingError> {
         let _in_command = span.enter();
+        let redelivered = self.state.outcome(envelope.command_id).is_some();
         let users = &self.state.users;
         let mut events = Vec::new();
         match &envelope.command {
@@ -120,6 +122,7 @@ impl CommandHandler {
             Command::Batch(items) => tracing::info!(rows = items.len(), changed = events.len(), "batch decided"),
             _ => {
                 let outcome = match self.state.outcome(envelope.command_id) {
+                    _ if redelivered => "redelivered",
                     Some(Recorded::Accepted { .. }) if events.is_empty() => "unchanged",
                     Some(Recorded::Accepted { .. }) => "applied",
                     Some(Recorded::Rejected(rejection)) => rejection.reason.as_str(),
@@ -269,20 +272,20 @@ impl TransactionalHandler for CommandHandler {
         let sends = events.map(|(event, trace)| async move {
             let key = event.user_id.to_string();
             let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes()).trace(trace);
-            (event, trace, self.producer.send(record).await)
+            (event, self.producer.send(record).await)
         });
         let mut sends: FuturesUnordered<_> = sends.collect();
         let mut delivered_events = Vec::with_capacity(sends.len());
-        while let Some((event, trace, delivered)) = sends.next().await {
+        while let Some((event, delivered)) = sends.next().await {
             let delivered = delivered.map_err(|e| abandon("publishing an event", e))?;
             let position = EventPosition { partition: delivered.partition, offset: delivered.offset };
             self.state.located(event.command_id, position);
-            delivered_events.push((event, trace, position));
+            delivered_events.push((event, position));
         }
         // A user's states go out in the order of its events.
-        delivered_events.sort_unstable_by_key(|(_, _, at)| (at.partition, at.offset));
+        delivered_events.sort_unstable_by_key(|(_, at)| (at.partition, at.offset));
         let mut states = Vec::with_capacity(delivered_events.len());
-        for (event, trace, at) in delivered_events {
+        for (event, at) in delivered_events {
             self.state.positions.record_applied(at.partition, at.offset);
             let bytes = match &event.after {
                 Some(user) => {
@@ -296,7 +299,6 @@ impl TransactionalHandler for CommandHandler {
                 partition: at.partition,
                 bytes,
                 offset: at.offset.to_string(),
-                trace,
             });
         }
 
@@ -324,7 +326,6 @@ impl TransactionalHandler for CommandHandler {
                         .header(tombstone::EVENT_PARTITION, partition.as_bytes())
                         .header(tombstone::EVENT_OFFSET, state.offset.as_bytes()),
                 };
-                let record = record.trace(state.trace);
                 self.producer.send(record.partition(state.partition)).await.map(|_| ())
             }
         });

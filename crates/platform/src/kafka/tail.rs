@@ -350,9 +350,11 @@ impl Tail {
                 }
             };
             // Updates continue the trace of what caused them once the tail follows live (a
-            // rebuild re-reads history: no span).
+            // rebuild re-reads history: no span). The span is not entered for each record (an
+            // import's million would each pay for it); the tail's own lines about a record are
+            // logged in it.
             let span = if caught_up.is_none() { updates.of(&self.topic, &message) } else { Span::none() };
-            if !self.apply(handler, &message, &shutdown).instrument(span).await {
+            if !self.apply(handler, &message, &span, &shutdown).await {
                 break;
             }
             self.positions.record_applied(message.partition, message.offset);
@@ -364,16 +366,19 @@ impl Tail {
         }
     }
 
-    async fn apply<H: Handler>(&self, handler: &H, message: &Incoming, shutdown: &Shutdown) -> bool {
+    async fn apply<H: Handler>(&self, handler: &H, message: &Incoming, span: &Span, shutdown: &Shutdown) -> bool {
         let mut backoff = Duration::from_millis(100);
         loop {
             match handler.handle(message).await {
                 Ok(()) => return true,
                 Err(HandleError::Permanent(reason)) => {
-                    return self.dead_letter(message, &Poison::of(reason.as_ref()), shutdown).await;
+                    let poison = Poison::of(reason.as_ref());
+                    return self.dead_letter(message, &poison, shutdown).instrument(span.clone()).await;
                 }
                 Err(HandleError::Retryable(error)) => {
-                    tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry");
+                    span.in_scope(
+                        || tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry"),
+                    );
                     if !super::consumer::wait(shutdown, &mut backoff, MAX_BACKOFF).await {
                         return false;
                     }
@@ -536,4 +541,54 @@ fn is_transient(error: &KafkaError) -> bool {
 fn millis_ago(ago: Duration) -> i64 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.saturating_sub(ago).as_millis()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use super::*;
+    use crate::config::LogFormat;
+    use crate::trace::{TRACEPARENT, TraceHeaders};
+
+    fn record(traceparent: Option<&str>) -> Incoming {
+        let headers = traceparent.map(|t| (TRACEPARENT.to_owned(), Some(t.as_bytes().to_vec())));
+        Incoming {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: None,
+            headers: headers.into_iter().collect(),
+            timestamp_ms: None,
+        }
+    }
+
+    fn trace_id(span: &Span) -> String {
+        TraceHeaders::of(span).traceparent().expect("a context").split('-').nth(1).unwrap().to_owned()
+    }
+
+    #[test]
+    fn records_of_one_context_share_one_span_and_every_other_context_has_its_own() {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        let (from_a, from_b) = (format!("00-{a}-00f067aa0ba902b7-01"), format!("00-{b}-00f067aa0ba902b7-01"));
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = crate::telemetry::subscriber(LogFormat::Text, std::io::sink, false, &provider, "test");
+        tracing::subscriber::with_default(subscriber, || {
+            let mut updates = UpdateSpans::default();
+            let first = updates.of("t", &record(Some(&from_a)));
+            let second = updates.of("t", &record(Some(&from_a)));
+            assert_eq!(first.id(), second.id(), "an import batch's events: one span");
+            assert_eq!(trace_id(&first), a);
+            let other = updates.of("t", &record(Some(&from_b)));
+            assert_ne!(other.id(), first.id());
+            assert_eq!(trace_id(&other), b);
+            assert!(updates.of("t", &record(None)).is_none(), "no context, no span");
+            assert!(!updates.is_open());
+            let again = updates.of("t", &record(Some(&from_b)));
+            assert_ne!(again.id(), other.id(), "a span once ended is not reopened");
+            updates.end();
+            assert!(!updates.is_open());
+        });
+    }
 }

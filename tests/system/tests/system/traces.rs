@@ -1,5 +1,5 @@
 //! One request's trace, followed from outside: the W3C `traceparent` a client sends goes on in
-//! the Kafka headers of every record the request causes (command, event, state, reply; an
+//! the Kafka headers of every record the request causes (command, event, reply; an
 //! import's request, statuses, batch commands and their events), in the log lines of each
 //! service that worked on it, and in the spans each service exports over OTLP to a receiver in
 //! this process, each span the child of the one before it.
@@ -169,13 +169,12 @@ async fn a_request_s_trace_runs_through_the_kafka_headers_logs_and_exported_span
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    // The command names the gateway's request span as parent; the event, the state and the
-    // reply name user-service's command span.
+    // The command names the gateway's request span as parent; the event and the reply name
+    // user-service's command span (the state record, read only by rebuilds, carries none).
     let request_span = one_in_trace(t.user_commands.as_str(), &trace_id).await;
     assert_ne!(request_span, caller, "the gateway's own span, child of the caller's");
     let command_span = one_in_trace(t.user_events.as_str(), &trace_id).await;
     assert_ne!(command_span, request_span);
-    assert_eq!(one_in_trace(t.user_state.as_str(), &trace_id).await, command_span);
     assert_eq!(one_in_trace(t.user_replies.as_str(), &trace_id).await, command_span);
 
     // Their log lines for it carry the trace id.
