@@ -153,15 +153,7 @@ mod tests {
     const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
     fn record(headers: &[(&str, &str)]) -> Incoming {
-        Incoming {
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            payload: None,
-            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), Some(v.as_bytes().to_vec()))).collect(),
-            timestamp_ms: None,
-        }
+        Incoming::with_headers(headers)
     }
 
     /// Runs `f` under a subscriber with the OpenTelemetry layer (spans exported nowhere).

@@ -35,6 +35,20 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// A record of topic `t` at offset 0 with only these headers: what the unit tests read.
+    #[cfg(test)]
+    pub(crate) fn with_headers(headers: &[(&str, &str)]) -> Self {
+        Self {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            payload: None,
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), Some(v.as_bytes().to_vec()))).collect(),
+            timestamp_ms: None,
+        }
+    }
+
     /// The value of the last header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())

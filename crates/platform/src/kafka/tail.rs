@@ -552,16 +552,8 @@ mod tests {
     use crate::trace::{TRACEPARENT, TraceHeaders};
 
     fn record(traceparent: Option<&str>) -> Incoming {
-        let headers = traceparent.map(|t| (TRACEPARENT.to_owned(), Some(t.as_bytes().to_vec())));
-        Incoming {
-            topic: "t".into(),
-            partition: 0,
-            offset: 0,
-            key: None,
-            payload: None,
-            headers: headers.into_iter().collect(),
-            timestamp_ms: None,
-        }
+        let headers: Vec<(&str, &str)> = traceparent.map(|t| (TRACEPARENT, t)).into_iter().collect();
+        Incoming::with_headers(&headers)
     }
 
     fn trace_id(span: &Span) -> String {

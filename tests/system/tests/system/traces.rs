@@ -116,6 +116,21 @@ async fn one_in_trace(topic: &str, trace_id: &str) -> String {
     found[0].1.clone()
 }
 
+/// The span id of the client's own span, parent of the gateway's.
+const CALLER: &str = "00f067aa0ba902b7";
+
+/// A POST as a traced client sends it: a token, and `traceparent` naming `trace_id`.
+fn traced(client: &reqwest::Client, url: String, token: &str, trace_id: &str) -> reqwest::RequestBuilder {
+    client.post(url).header("authorization", token).header("traceparent", format!("00-{trace_id}-{CALLER}-01"))
+}
+
+/// Sends a job's request, which must be answered 202; the job's id (`field` of the answer).
+async fn accepted(request: reqwest::RequestBuilder, field: &str) -> String {
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    answer.json::<serde_json::Value>().await.unwrap()[field].as_str().unwrap().to_owned()
+}
+
 fn assert_logged(process: &Binary, service: &str, trace_id: &str, needle: &str) {
     let logs = process.logs();
     let hit = logs.iter().any(|line| line.contains(trace_id) && line.contains(needle));
@@ -158,11 +173,8 @@ async fn a_request_s_trace_runs_through_the_kafka_headers_logs_and_exported_span
 
     // One create, with the caller's trace context.
     let trace_id = Uuid::new_v4().simple().to_string();
-    let caller = "00f067aa0ba902b7";
-    let created = client
-        .post(format!("http://{gateway}/users"))
-        .header("authorization", &token)
-        .header("traceparent", format!("00-{trace_id}-{caller}-01"))
+    let caller = CALLER;
+    let created = traced(&client, format!("http://{gateway}/users"), &token, &trace_id)
         .json(&json!({"email": "traced@example.com", "name": "Traced"}))
         .send()
         .await
@@ -193,17 +205,10 @@ async fn a_request_s_trace_runs_through_the_kafka_headers_logs_and_exported_span
     // An import: its request and statuses name the upload's request span, its batch command
     // the import-worker's span; the rows' events and the batch's reply, the batch's span.
     let import_trace = Uuid::new_v4().simple().to_string();
-    let uploaded = client
-        .post(format!("http://{gateway}/imports"))
-        .header("authorization", &token)
+    let upload = traced(&client, format!("http://{gateway}/imports"), &token, &import_trace)
         .header("content-type", "text/csv")
-        .header("traceparent", format!("00-{import_trace}-{caller}-01"))
-        .body("email,name\nfirst@example.com,First\nsecond@example.com,Second\n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), StatusCode::ACCEPTED);
-    let import_id = uploaded.json::<serde_json::Value>().await.unwrap()["import_id"].as_str().unwrap().to_owned();
+        .body("email,name\nfirst@example.com,First\nsecond@example.com,Second\n");
+    let import_id = accepted(upload, "import_id").await;
     let finished = wait_import(&system, &import_id, Duration::from_secs(60)).await;
     assert_eq!(finished.last().unwrap()["status"], "completed");
     let upload_span = one_in_trace(t.import_requests.as_str(), &import_trace).await;
@@ -221,16 +226,8 @@ async fn a_request_s_trace_runs_through_the_kafka_headers_logs_and_exported_span
 
     // An export: its request names the request span; the worker's span and statuses follow.
     let export_trace = Uuid::new_v4().simple().to_string();
-    let requested = client
-        .post(format!("http://{gateway}/exports"))
-        .header("authorization", &token)
-        .header("traceparent", format!("00-{export_trace}-{caller}-01"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(requested.status(), StatusCode::ACCEPTED);
-    let export_id = requested.json::<serde_json::Value>().await.unwrap()["export_id"].as_str().unwrap().to_owned();
+    let request = traced(&client, format!("http://{gateway}/exports"), &token, &export_trace).json(&json!({}));
+    let export_id = accepted(request, "export_id").await;
     let finished = wait_export(&system, &export_id, Duration::from_secs(60)).await;
     assert_eq!(finished.last().unwrap()["status"], "completed");
     let export_request_span = one_in_trace(t.export_requests.as_str(), &export_trace).await;
