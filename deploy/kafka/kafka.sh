@@ -155,8 +155,9 @@ wait_ready() { # every node logged that it started (after the broker is unfenced
     for n in $(nodes); do
       dir="$(node_dir "$n")"
       if ! pid_of "$n" >/dev/null; then
-        log "node $n exited during start; last log lines:"
-        tail -n 30 "$dir/logs/stdout.log" "$dir/logs/server.log" >&2 || true
+        log "node $n exited during start; why (its errors, then its last lines):"
+        grep -h -m 10 -A 3 -E '^\[[^]]*\] (ERROR|FATAL)|Exception' "$dir/logs/server.log" >&2 || true
+        tail -n 15 "$dir/logs/stdout.log" "$dir/logs/server.log" >&2 || true
         return 1
       fi
       if ! grep -q 'Kafka Server started' "$dir/logs/server.log" 2>/dev/null ||

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 export KAFKA_DATA_DIR="$PWD/.local/kafka-smoke"
-export KAFKA_PORT=49092 KAFKA_CONTROLLER_PORT=49093 KAFKA_CLUSTER_BASE_PORT=49192
-export SCHEMA_REGISTRY_HTTP_ADDR=127.0.0.1:48081 SCHEMA_REGISTRY_DIR="$KAFKA_DATA_DIR/schema-registry"
+export KAFKA_PORT=29192 KAFKA_CONTROLLER_PORT=29193 KAFKA_CLUSTER_BASE_PORT=29292
+export SCHEMA_REGISTRY_HTTP_ADDR=127.0.0.1:28181 SCHEMA_REGISTRY_DIR="$KAFKA_DATA_DIR/schema-registry"
 unset KAFKA_BOOTSTRAP_SERVERS
 rm -rf "$KAFKA_DATA_DIR"
 trap 'deploy/schema-registry.sh stop >/dev/null 2>&1 || true; deploy/kafka/kafka.sh stop >/dev/null 2>&1 || true

@@ -9,14 +9,16 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-const KAFKA_PORT: u16 = 59092;
-const REGISTRY_PORT: u16 = 58081;
-const GATEWAY_PORT: u16 = 58000;
+// Below 32768: Linux hands out 32768-60999 as clients' local ports, and a broker cannot bind a
+// port that an outgoing connection happens to hold.
+const KAFKA_PORT: u16 = 27092;
+const REGISTRY_PORT: u16 = 27081;
+const GATEWAY_PORT: u16 = 27000;
 const SERVICES: [(&str, &str, u16); 4] = [
-    ("api-gateway", "GATEWAY_ADMIN_ADDR", 59100),
-    ("user-service", "USER_SERVICE_ADMIN_ADDR", 59101),
-    ("import-worker", "IMPORT_WORKER_ADMIN_ADDR", 59102),
-    ("export-worker", "EXPORT_WORKER_ADMIN_ADDR", 59103),
+    ("api-gateway", "GATEWAY_ADMIN_ADDR", 27100),
+    ("user-service", "USER_SERVICE_ADMIN_ADDR", 27101),
+    ("import-worker", "IMPORT_WORKER_ADMIN_ADDR", 27102),
+    ("export-worker", "EXPORT_WORKER_ADMIN_ADDR", 27103),
 ];
 
 /// The services that hold users, in the order their digests are printed.
@@ -189,7 +191,7 @@ impl System {
 
     /// The number of users in the gateway's projection (its `projection_users` gauge).
     pub(crate) async fn gateway_projection_size(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
-        let metrics = client.get("http://127.0.0.1:59100/metrics").send().await?.text().await?;
+        let metrics = client.get("http://127.0.0.1:27100/metrics").send().await?.text().await?;
         Ok(metrics
             .lines()
             .find_map(|l| l.strip_prefix("projection_users "))
