@@ -38,10 +38,13 @@ pub trait Service: Sized + Send + 'static {
     fn run_until_stopped(self, shutdown: Shutdown) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-// mimalloc: the services allocate many small, short-lived buffers (records, keys, rows).
-#[cfg(feature = "mimalloc")]
+// jemalloc, for Rust and (unprefixed, so it replaces the C library's `malloc`) for librdkafka:
+// records are allocated on the threads that send them and freed on librdkafka's, and glibc's
+// arenas serialize such frees behind a lock. Producing 1M records of 200 bytes costs 2.7 s of
+// CPU with glibc, 1.1-1.4 s with jemalloc; with a `traceparent` header, 4.0-4.4 s against 1.3 s.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The whole `main` of a service's binary: `fn main() -> ExitCode { run::<Application>() }`.
 pub fn run<S: Service>() -> ExitCode {
