@@ -71,7 +71,7 @@ test *args:
 test-slow:
     USER_SERVICE_CRASH_ROWS=200000 deploy/run-tests.sh -p system-tests --test system user_service_crash
 
-# Measure the system end to end (release builds, fresh Kafka on ports of its own), e.g. `just bench --rows 100000`
+# Measure the system end to end against its ceilings and write BENCHMARKS.md (release builds, fresh Kafka on ports of its own), e.g. `just bench --quick`
 bench *args:
     cargo build --release --quiet --bins
     cargo run --release --quiet -p bench --bin bench -- {{ args }}

@@ -28,6 +28,13 @@ fn service(name: &str) -> anyhow::Result<(&'static str, &'static str, u16)> {
     SERVICES.into_iter().find(|(n, _, _)| *n == name).with_context(|| format!("no service {name}"))
 }
 
+/// The bare server of the reads' ceiling, killed when dropped.
+#[derive(Debug)]
+pub(crate) struct Ceiling {
+    pub(crate) addr: std::net::SocketAddr,
+    _child: Child,
+}
+
 pub(crate) struct System {
     dir: PathBuf,
     children: Vec<(&'static str, Child)>,
@@ -70,11 +77,8 @@ async fn script(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 impl System {
     /// An HTTP client carrying an admin token the bench's gateway accepts.
     pub(crate) fn client(&self) -> anyhow::Result<reqwest::Client> {
-        let secret = auth::dev::secret_file(&self.dir.join("jwt-secret"))?;
-        let claims = auth::dev::Claims::new("bench", auth::Role::Admin, std::time::Duration::from_secs(24 * 3600));
         let mut headers = reqwest::header::HeaderMap::new();
-        headers
-            .insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", auth::dev::sign(&secret, &claims)?).parse()?);
+        headers.insert(reqwest::header::AUTHORIZATION, self.authorization()?.to_str()?.parse()?);
         Ok(reqwest::Client::builder().default_headers(headers).build()?)
     }
 
@@ -183,6 +187,43 @@ impl System {
         kafka.bootstrap_servers = format!("127.0.0.1:{KAFKA_PORT}");
         let (count, _) = platform::kafka::replay(&kafka, "users.state", 0u64, |n, _| *n += 1).await?;
         Ok(count)
+    }
+
+    /// Each service's resident memory once it has been idle for a while (KiB).
+    pub(crate) async fn idle_rss(&self) -> BTreeMap<String, u64> {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        SERVICES.iter().filter_map(|(name, _, _)| Some(((*name).to_owned(), self.rss(name)?))).collect()
+    }
+
+    /// The `Authorization` header of the bench's admin token.
+    pub(crate) fn authorization(&self) -> anyhow::Result<hyper::header::HeaderValue> {
+        let secret = auth::dev::secret_file(&self.dir.join("jwt-secret"))?;
+        let claims = auth::dev::Claims::new("bench", auth::Role::Admin, std::time::Duration::from_secs(24 * 3600));
+        Ok(format!("Bearer {}", auth::dev::sign(&secret, &claims)?).parse()?)
+    }
+
+    /// Starts the bare server the reads are compared with (`ceiling`), holding a copy of the
+    /// gateway's users; stopped when dropped.
+    pub(crate) async fn start_ceiling(&self) -> anyhow::Result<Ceiling> {
+        let token = self.authorization()?.to_str()?.trim_start_matches("Bearer ").to_owned();
+        let mut child = Command::new("target/release/ceiling")
+            .args(["--from", &self.gateway_url(), "--token", &token])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start target/release/ceiling: run `cargo build --release` first")?;
+        let stdout = child.stdout.take().context("the ceiling's stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let ready = tokio::time::timeout(Duration::from_secs(600), lines.next_line())
+            .await
+            .context("the ceiling did not start within 10 minutes")??
+            .context("the ceiling exited before it was ready")?;
+        let addr = ready.strip_prefix("ready ").context("unexpected line from the ceiling")?.parse()?;
+        Ok(Ceiling { addr, _child: child })
+    }
+
+    pub(crate) fn gateway_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], GATEWAY_PORT))
     }
 
     pub(crate) fn gateway_url(&self) -> String {
