@@ -81,6 +81,9 @@ fn latency(path: &str, title: &str, series: &[(&str, Vec<&Run>)]) -> anyhow::Res
         .configure_mesh()
         .x_desc("arrival rate (requests/s)")
         .y_desc("latency (ms)")
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.1}"))
         .label_style(("sans-serif", 14))
         .draw()?;
     let colors = [BLUE, RED, GREEN, MAGENTA];
