@@ -195,17 +195,22 @@ impl System {
         SERVICES.iter().filter_map(|(name, _, _)| Some(((*name).to_owned(), self.rss(name)?))).collect()
     }
 
-    /// The `Authorization` header of the bench's admin token.
-    pub(crate) fn authorization(&self) -> anyhow::Result<hyper::header::HeaderValue> {
+    /// A JWT with the admin role that the bench's gateway accepts.
+    fn token(&self) -> anyhow::Result<String> {
         let secret = auth::dev::secret_file(&self.dir.join("jwt-secret"))?;
         let claims = auth::dev::Claims::new("bench", auth::Role::Admin, std::time::Duration::from_secs(24 * 3600));
-        Ok(format!("Bearer {}", auth::dev::sign(&secret, &claims)?).parse()?)
+        Ok(auth::dev::sign(&secret, &claims)?)
+    }
+
+    /// The `Authorization` header carrying [`Self::token`].
+    pub(crate) fn authorization(&self) -> anyhow::Result<hyper::header::HeaderValue> {
+        Ok(format!("Bearer {}", self.token()?).parse()?)
     }
 
     /// Starts the bare server the reads are compared with (`ceiling`), holding a copy of the
     /// gateway's users; stopped when dropped.
     pub(crate) async fn start_ceiling(&self) -> anyhow::Result<Ceiling> {
-        let token = self.authorization()?.to_str()?.trim_start_matches("Bearer ").to_owned();
+        let token = self.token()?;
         let mut child = Command::new("target/release/ceiling")
             .args(["--from", &self.gateway_url(), "--token", &token])
             .stdout(Stdio::piped())
@@ -232,7 +237,8 @@ impl System {
 
     /// The number of users in the gateway's projection (its `projection_users` gauge).
     pub(crate) async fn gateway_projection_size(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
-        let metrics = client.get("http://127.0.0.1:27100/metrics").send().await?.text().await?;
+        let (_, _, admin_port) = service("api-gateway")?;
+        let metrics = client.get(format!("http://127.0.0.1:{admin_port}/metrics")).send().await?.text().await?;
         Ok(metrics
             .lines()
             .find_map(|l| l.strip_prefix("projection_users "))
