@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use commands::{CommandBus, Replies};
-use http::AppState;
+use http::{AppState, Shared};
 use jobs::{Exports, Imports, Jobs};
 
 /// A started gateway: listeners bound, projection caught up, replies followed.
@@ -107,7 +107,7 @@ impl Service for Application {
             listener.local_addr()?
         );
         let search_budget = Duration::from_millis(config.limits.search_budget_ms);
-        let state = AppState { users, positions, bus, imports, exports, search_budget };
+        let state = AppState::new(Shared { users, positions, bus, imports, exports, search_budget });
         Ok(Self { base, listener, config, state, authenticator })
     }
 

@@ -18,6 +18,7 @@ mod users;
 pub(crate) use auth::warn_while_disabled;
 pub(crate) use limits::RateLimit;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::auth::{Authenticator, Principal};
@@ -43,9 +44,29 @@ use crate::error::ApiError;
 use crate::jobs::{Exports, Imports};
 pub(crate) use idempotency::Idempotency;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared `Arc`, since axum clones the state for every
+/// request and every middleware that takes it (cloning each part instead cost the read path
+/// 16% of the gateway's CPU: an atomic increment and decrement per `Arc` inside, contended
+/// between the cores; `perf`, BENCHMARKS.md).
 #[derive(Debug, Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
     pub(crate) users: UserView,
     pub(crate) positions: Positions,
     pub(crate) bus: CommandBus,
