@@ -25,6 +25,13 @@ pub struct Config {
     #[arg(long, env = "USER_SERVICE_MAX_BATCH", default_value_t = 500)]
     pub max_batch: usize,
 
+    /// Bytes of commands per batch: an import's batch commands (hundreds of rows each) fill
+    /// it long before `max_batch`, so a transaction carries some thousands of rows and the
+    /// projections see an import arrive steadily, not in steps of a few hundred thousand
+    /// users every few seconds (`just bench`'s import progress).
+    #[arg(long, env = "USER_SERVICE_MAX_BATCH_BYTES", default_value_t = 1 << 20)]
+    pub max_batch_bytes: usize,
+
     #[command(flatten)]
     pub common: CommonConfig,
 }

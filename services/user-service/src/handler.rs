@@ -9,7 +9,8 @@
 //!    replied again.
 //! 3. Publish the events, all at once, and wait for every acknowledgement (their positions).
 //! 4. Publish each changed user's state (on its event's partition, saying which event it
-//!    reflects; a tombstone for a deletion) and the replies.
+//!    reflects; a tombstone for a deletion) and the replies, all at once.
+
 //!
 //! Each command has a span, from its decoding to its last acknowledged write, continuing the
 //! trace its record carried (`platform::trace`); its events and its reply carry that span's
@@ -29,8 +30,6 @@ use domain::event::{Event, EventEnvelope, UserState};
 use domain::reply::{Accepted, EventPosition, ItemOutcome, Outcome, REQUESTER_HEADER, Reply};
 use domain::time::Timestamp;
 use domain::user::User;
-use futures::StreamExt as _;
-use futures::stream::FuturesUnordered;
 use platform::kafka::{BatchFailed, HandleError, Incoming, Producer, Record, TransactionalHandler};
 use platform::topic::Topic;
 use platform::trace::{self, Parent, TraceHeaders};
@@ -268,15 +267,15 @@ impl TransactionalHandler for CommandHandler {
         }
 
         // 3. Publish the events and wait for all of them: their positions go in the states.
-        let events = decided.iter().flat_map(|(_, d)| d.events.iter().map(move |event| (event, &d.trace)));
-        let sends = events.map(|(event, trace)| async move {
-            let key = event.user_id.to_string();
-            let record = Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes()).trace(trace);
-            (event, self.producer.send(record).await)
+        let events: Vec<_> =
+            decided.iter().flat_map(|(_, d)| d.events.iter().map(move |event| (event, &d.trace))).collect();
+        let keys: Vec<String> = events.iter().map(|(event, _)| event.user_id.to_string()).collect();
+        let records = events.iter().zip(&keys).map(|((event, trace), key)| {
+            Record::new(self.topics.events.name(), &event.bytes).key(key.as_bytes()).trace(trace)
         });
-        let mut sends: FuturesUnordered<_> = sends.collect();
-        let mut delivered_events = Vec::with_capacity(sends.len());
-        while let Some((event, delivered)) = sends.next().await {
+        let sent = self.producer.send_all(records).await;
+        let mut delivered_events = Vec::with_capacity(sent.len());
+        for ((event, _), delivered) in events.iter().zip(sent) {
             let delivered = delivered.map_err(|e| abandon("publishing an event", e))?;
             let position = EventPosition { partition: delivered.partition, offset: delivered.offset };
             self.state.located(event.command_id, position);
@@ -316,33 +315,27 @@ impl TransactionalHandler for CommandHandler {
                 }
             }
         }
-        let state_sends = states.iter().map(|state| {
-            let partition = state.partition.to_string();
-            async move {
-                let topic = self.topics.state.name();
-                let record = match &state.bytes {
-                    Some(bytes) => Record::new(topic, bytes).key(state.key.as_bytes()),
-                    None => Record::tombstone(topic, state.key.as_bytes())
-                        .header(tombstone::EVENT_PARTITION, partition.as_bytes())
-                        .header(tombstone::EVENT_OFFSET, state.offset.as_bytes()),
-                };
-                self.producer.send(record.partition(state.partition)).await.map(|_| ())
-            }
+        let partitions: Vec<String> = states.iter().map(|state| state.partition.to_string()).collect();
+        let state_records = states.iter().zip(&partitions).map(|(state, partition)| {
+            let topic = self.topics.state.name();
+            let record = match &state.bytes {
+                Some(bytes) => Record::new(topic, bytes).key(state.key.as_bytes()),
+                None => Record::tombstone(topic, state.key.as_bytes())
+                    .header(tombstone::EVENT_PARTITION, partition.as_bytes())
+                    .header(tombstone::EVENT_OFFSET, state.offset.as_bytes()),
+            };
+            record.partition(state.partition)
         });
-        let mut sends: FuturesUnordered<_> = state_sends.collect();
-        let reply_sends = replies.iter().map(|(key, requester, bytes, trace)| async move {
-            let record = Record::new(self.topics.replies.name(), bytes)
+        let reply_records = replies.iter().map(|(key, requester, bytes, trace)| {
+            Record::new(self.topics.replies.name(), bytes)
                 .key(key.as_bytes())
                 .header(REQUESTER_HEADER, requester.as_bytes())
-                .trace(trace);
-            self.producer.send(record).await.map(|_| ())
+                .trace(trace)
         });
-        let mut reply_sends: FuturesUnordered<_> = reply_sends.collect();
-        while let Some(delivered) = sends.next().await {
-            delivered.map_err(|e| abandon("publishing a user state", e))?;
-        }
-        while let Some(delivered) = reply_sends.next().await {
-            delivered.map_err(|e| abandon("publishing a reply", e))?;
+        let sent = self.producer.send_all(state_records.chain(reply_records)).await;
+        for (at, delivered) in sent.into_iter().enumerate() {
+            let what = if at < states.len() { "publishing a user state" } else { "publishing a reply" };
+            delivered.map_err(|e| abandon(what, e))?;
         }
         Ok(results)
     }

@@ -92,7 +92,8 @@ impl Service for Application {
             let mut state = state;
             loop {
                 let settings =
-                    ConsumerSettings::new(&config.consumer_group, &[topics.commands.name()], &base.topics.dead_letters);
+                    ConsumerSettings::new(&config.consumer_group, &[topics.commands.name()], &base.topics.dead_letters)
+                        .max_batch_bytes(config.max_batch_bytes);
                 let consumer = Consumer::transactional(&base.kafka, settings, producer.clone())?;
                 let handler =
                     CommandHandler { state: state.clone(), producer: producer.clone(), topics: topics.clone() };
@@ -167,9 +168,9 @@ async fn backfill(
                 records.push((key, partition, topic.encode(UserState { user, event })?));
             }
             let sends = records.iter().map(|(key, partition, bytes)| {
-                producer.send(Record::new(topic.name(), bytes).key(key.as_bytes()).partition(*partition))
+                Record::new(topic.name(), bytes).key(key.as_bytes()).partition(*partition)
             });
-            for sent in futures::future::join_all(sends).await {
+            for sent in producer.send_all(sends).await {
                 sent?;
             }
         }

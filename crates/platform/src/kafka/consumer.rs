@@ -54,6 +54,11 @@ impl Incoming {
         self.headers.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
 
+    /// The size of its payload (0 for a tombstone).
+    pub fn payload_len(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len)
+    }
+
     pub(crate) fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
         let headers = message
             .headers()
@@ -164,6 +169,9 @@ pub struct ConsumerSettings {
     pub max_retry_backoff: Duration,
     /// Longest a handler may take before the group considers this member gone.
     pub max_poll_interval: Duration,
+    /// A batch takes no further message once its payloads add up to this many bytes (it
+    /// always takes one): what a handler holds at once, and how much one transaction carries.
+    pub max_batch_bytes: usize,
 }
 
 impl ConsumerSettings {
@@ -175,7 +183,15 @@ impl ConsumerSettings {
             retry_backoff: Duration::from_millis(100),
             max_retry_backoff: Duration::from_secs(10),
             max_poll_interval: Duration::from_secs(300),
+            max_batch_bytes: 8 << 20,
         }
+    }
+
+    /// Batches of at most `bytes` of payload (see [`ConsumerSettings::max_batch_bytes`]).
+    #[must_use]
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
     }
 }
 
@@ -291,9 +307,14 @@ impl Consumer {
                 Ok(message) => {
                     let mut batch = vec![Incoming::from_borrowed(&message)];
                     drop(message);
-                    while batch.len() < max {
+                    let mut bytes = batch[0].payload_len();
+                    while batch.len() < max && bytes < self.settings.max_batch_bytes {
                         match self.inner.recv().now_or_never() {
-                            Some(Ok(message)) => batch.push(Incoming::from_borrowed(&message)),
+                            Some(Ok(message)) => {
+                                let message = Incoming::from_borrowed(&message);
+                                bytes += message.payload_len();
+                                batch.push(message);
+                            }
                             _ => break,
                         }
                     }

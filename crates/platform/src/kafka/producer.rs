@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
@@ -285,6 +287,15 @@ impl Producer {
                 Err(ProduceError::Delivery { topic: record.topic.to_owned(), source })
             }
         }
+    }
+
+    /// Sends every record at once and waits for every acknowledgement; the results come in the
+    /// records' order.
+    pub async fn send_all<'a>(
+        &self,
+        records: impl IntoIterator<Item = Record<'a>>,
+    ) -> Vec<Result<Delivered, ProduceError>> {
+        records.into_iter().map(|record| self.send(record)).collect::<FuturesOrdered<_>>().collect().await
     }
 
     /// Waits until every queued record is delivered (or `timeout` passes). Dropping a producer

@@ -27,11 +27,14 @@ struct Copy {
     abandon: Vec<usize>,
     hang: bool,
     copied: Arc<Mutex<Vec<String>>>,
+    /// The number of messages in each batch handled.
+    batch_sizes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl TransactionalHandler for Copy {
     async fn handle_batch(&self, batch: &[Incoming]) -> Result<Vec<Result<(), HandleError>>, BatchFailed> {
         let number = self.batches.fetch_add(1, Ordering::SeqCst);
+        self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner).push(batch.len());
         for message in batch {
             let payload = message.payload.as_deref().unwrap_or_default();
             self.producer.send(Record::new(&self.out, payload)).await.map_err(|e| BatchFailed::Abort(e.into()))?;
@@ -55,10 +58,13 @@ struct Setup {
 
 impl Setup {
     async fn new(messages: usize) -> Self {
+        Self::with_payloads((0..messages).map(|i| format!("m{i}")).collect()).await
+    }
+
+    async fn with_payloads(payloads: Vec<String>) -> Self {
         let fx = Fixture::new().await;
         let out = unique("test-out");
         topics::ensure(&fx.kafka, &[TopicSpec::new(&out).partitions(1)]).await.expect("topic");
-        let payloads: Vec<String> = (0..messages).map(|i| format!("m{i}")).collect();
         fx.produce(&payloads.iter().map(String::as_str).collect::<Vec<_>>()).await;
         Self { fx, out, transactional_id: unique("test-tx") }
     }
@@ -77,11 +83,20 @@ impl Setup {
             abandon,
             hang,
             copied: Arc::default(),
+            batch_sizes: Arc::default(),
         }
     }
 
     fn consumer(&self, producer: &Producer) -> Consumer {
-        let settings = ConsumerSettings::new(&self.fx.group, &[&self.fx.topic], &self.fx.dead_letters);
+        self.consumer_with(producer, |settings| settings)
+    }
+
+    fn consumer_with(
+        &self,
+        producer: &Producer,
+        settings: impl FnOnce(ConsumerSettings) -> ConsumerSettings,
+    ) -> Consumer {
+        let settings = settings(ConsumerSettings::new(&self.fx.group, &[&self.fx.topic], &self.fx.dead_letters));
         Consumer::transactional(&self.fx.kafka, settings, producer.clone()).expect("consumer")
     }
 
@@ -123,6 +138,33 @@ impl Setup {
 fn exactly_once(counts: &HashMap<String, usize>, messages: usize) {
     assert_eq!(counts.len(), messages, "every message copied: {counts:?}");
     assert!(counts.values().all(|n| *n == 1), "none twice: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_batch_takes_no_message_once_its_payloads_reach_the_byte_bound() {
+    // 30 messages of 1,000 bytes, all there before the consumer starts; batches of up to 100
+    // messages but 2,500 bytes: a batch stops after its third message.
+    let payloads: Vec<String> = (0..30).map(|i| format!("{i:0>1000}")).collect();
+    let setup = Setup::with_payloads(payloads).await;
+    let producer = setup.producer().await;
+    let handler = setup.handler(&producer, vec![], false);
+    let sizes = Arc::clone(&handler.batch_sizes);
+    let consumer = setup.consumer_with(&producer, |settings| settings.max_batch_bytes(2_500));
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let run =
+        tokio::spawn(async move { consumer.run_transactional(&handler, 100, Duration::from_secs(3), stop).await });
+    let counts = platform::testing::eventually("every copy committed", Duration::from_secs(60), || async {
+        let counts = setup.committed().await;
+        (counts.len() == 30).then_some(counts)
+    })
+    .await;
+    exactly_once(&counts, 30);
+    shutdown.trigger();
+    run.await.unwrap().expect("a clean stop");
+    let sizes = sizes.lock().unwrap().clone();
+    assert!(sizes.iter().all(|n| *n <= 3), "no batch past 2,500 bytes by more than its last message: {sizes:?}");
+    assert!(sizes.contains(&3), "messages waiting are batched up to the bound: {sizes:?}");
 }
 
 #[tokio::test]
