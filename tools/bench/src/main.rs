@@ -75,6 +75,18 @@ struct Args {
     updates: u64,
 }
 
+impl Args {
+    fn kind(&self) -> report::Kind {
+        if self.quick {
+            report::Kind::Quick
+        } else if self.no_interactive || self.no_kafka_baseline || self.rows.is_some() || self.seconds.is_some() {
+            report::Kind::Partial
+        } else {
+            report::Kind::Complete
+        }
+    }
+}
+
 /// The shape of a run: how long and how hard.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -154,7 +166,7 @@ async fn run(args: &Args, system: &mut System) -> anyhow::Result<()> {
         reads(&plan, system, &gateway, &sample, &mut results).await?;
         writes(&plan, &gateway, &sample, &mut results).await;
     }
-    results.finish(args.quick)
+    results.finish(args.kind())
 }
 
 async fn import_file(args: &Args, plan: &Plan, system: &System, client: &reqwest::Client) -> anyhow::Result<Import> {

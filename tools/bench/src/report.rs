@@ -18,6 +18,14 @@ const BENCHMARKS: &str = "BENCHMARKS.md";
 const BEGIN: &str = "<!-- bench:begin (written by `just bench`; edit around it) -->";
 const END: &str = "<!-- bench:end -->";
 
+/// What a run measured: the whole documented run, a part of it, or the quick check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Complete,
+    Partial,
+    Quick,
+}
+
 #[derive(Debug, Serialize)]
 pub(crate) struct Results {
     pub(crate) date: String,
@@ -256,8 +264,10 @@ impl Results {
         targets
     }
 
-    /// Prints the targets, writes the JSON and, for a full run, BENCHMARKS.md and its plots.
-    pub(crate) fn finish(&self, quick: bool) -> anyhow::Result<()> {
+    /// Prints the targets, writes the JSON and, for a complete run (everything measured at the
+    /// documented size), BENCHMARKS.md and its plots: a partial run's figures go only to
+    /// `bench/results/partial-*.json`, never over the table's.
+    pub(crate) fn finish(&self, run: Kind) -> anyhow::Result<()> {
         let targets = self.targets();
         println!("\ntargets:");
         for t in &targets {
@@ -265,13 +275,17 @@ impl Results {
         }
         std::fs::create_dir_all(RESULTS_DIR)?;
         let stamp = self.date.replace(':', "-");
-        let name = if quick { format!("quick-{stamp}.json") } else { format!("{stamp}.json") };
+        let name = match run {
+            Kind::Quick => format!("quick-{stamp}.json"),
+            Kind::Partial => format!("partial-{stamp}.json"),
+            Kind::Complete => format!("{stamp}.json"),
+        };
         let path = Path::new(RESULTS_DIR).join(name);
         let mut json = serde_json::to_value(self)?;
         json["targets"] = serde_json::to_value(&targets)?;
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
         println!("\nwritten: {}", path.display());
-        if !quick {
+        if run == Kind::Complete {
             plots::draw(self)?;
             self.write_benchmarks(&targets)?;
             println!("written: {BENCHMARKS} and its plots in {}", plots::DIR);
