@@ -17,8 +17,8 @@
 //! - writes (create, update, delete, each answered once visible) at fixed arrival rates, and
 //!   the highest rate of creates sustained with p99 within 100 ms.
 //!
-//! Prints every figure with its target, writes them as JSON under `bench/results/`, and (unless
-//! `--quick`) the table and plots of BENCHMARKS.md. Asserts nothing about the figures.
+//! Prints every figure with its target, writes them as JSON under `bench/results/`, and (for a
+//! complete run) the table and plots of BENCHMARKS.md. Asserts nothing about the figures.
 //!
 //! With `--churn`, instead: N users (10,000 by default) created, every one then updated 99
 //! times by upsert imports, the log cleaner waited for, and the restarts measured against the
