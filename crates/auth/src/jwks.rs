@@ -3,6 +3,7 @@
 //! rotation) so that verifying a token never waits on I/O.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ enum Source {
 pub(crate) struct KeySet {
     source: Source,
     keys: RwLock<Arc<Vec<Key>>>,
+    /// Counts the sets read so far: what a token verified with one of them remembers.
+    generation: AtomicU64,
     wanted: Notify,
     http: reqwest::Client,
 }
@@ -57,14 +60,30 @@ impl KeySet {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| SetupError::Jwks(format!("cannot make an HTTP client: {e}")))?;
-        let set = Arc::new(Self { source, keys: RwLock::new(Arc::new(Vec::new())), wanted: Notify::new(), http });
+        let set = Arc::new(Self {
+            source,
+            keys: RwLock::new(Arc::new(Vec::new())),
+            generation: AtomicU64::new(0),
+            wanted: Notify::new(),
+            http,
+        });
         let keys = set.read().await?;
         if keys.is_empty() {
             return Err(SetupError::Jwks(format!("{location} holds no RSA or EC key")));
         }
-        *set.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        set.replace(keys);
         tokio::spawn(Arc::clone(&set).keep_fresh(refresh));
         Ok(set)
+    }
+
+    fn replace(&self, keys: Vec<Key>) {
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever the set is read again (whether or not its keys changed).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn current(&self) -> Arc<Vec<Key>> {
@@ -85,7 +104,7 @@ impl KeySet {
             }
             match self.read().await {
                 Ok(keys) if !keys.is_empty() => {
-                    *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+                    self.replace(keys);
                 }
                 Ok(_) => tracing::warn!(source = ?self.source, "the JWK set is empty now; keeping the keys it had"),
                 Err(error) => tracing::warn!(%error, "cannot re-read the JWK set; keeping the keys it had"),

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
@@ -13,6 +13,17 @@ use crate::api_keys::ApiKeys;
 use crate::config::AuthConfig;
 use crate::jwks::KeySet;
 use crate::{Principal, Role};
+
+/// A verified token is remembered for at most this long, and never past its expiry: checking
+/// a JWT (base64, JSON, HMAC or RSA/EC) was the largest part of the gateway's own work on a
+/// `GET` (11% of its CPU, `perf`; BENCHMARKS.md). A token is a string signed whole: the same
+/// string checked with the same keys again gives the same answer until it expires. A change of
+/// the JWK set forgets every remembered token.
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(30);
+/// How many verified tokens are remembered (the least used are forgotten first).
+const REMEMBERED_TOKENS: usize = 10_000;
+/// A longer token is checked every time: the memory holds tokens, not whatever a caller sends.
+const MAX_REMEMBERED_LEN: usize = 4 * 1024;
 
 /// The shortest HS256 secret accepted: a shorter one can be brute-forced from a single token.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -76,6 +87,20 @@ struct Inner {
     validations: HashMap<Algorithm, Validation>,
     keys: ApiKeys,
     description: String,
+    leeway_secs: u64,
+    /// Tokens verified lately, by the whole token.
+    verified: quick_cache::sync::Cache<String, Verified>,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    /// Until when it may be taken without a check: [`REMEMBERED_FOR`] after it was checked, or
+    /// its expiry (with the leeway) if sooner.
+    until: Instant,
+    /// The JWK set it was checked against ([`KeySet::generation`]; 0 without a set).
+    keys: u64,
 }
 
 /// The algorithms accepted from a JWK set; HS256 only with the configured secret.
@@ -85,6 +110,8 @@ const ASYMMETRIC: [Algorithm; 6] =
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Seconds since the Unix epoch (required and checked by the validation).
+    exp: u64,
     #[serde(default)]
     role: Option<Value>,
     #[serde(default)]
@@ -153,7 +180,18 @@ impl Authenticator {
             })
             .collect();
         let description = if config.disabled { "disabled".to_owned() } else { parts.join(", ") };
-        Ok(Self { inner: Arc::new(Inner { disabled: config.disabled, hmac, jwks, validations, keys, description }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                disabled: config.disabled,
+                hmac,
+                jwks,
+                validations,
+                keys,
+                description,
+                leeway_secs: config.jwt_leeway_secs,
+                verified: quick_cache::sync::Cache::new(REMEMBERED_TOKENS),
+            }),
+        })
     }
 
     pub fn is_disabled(&self) -> bool {
@@ -183,7 +221,27 @@ impl Authenticator {
         self.verify(token.trim())
     }
 
+    /// A token verified lately is taken as it was (see [`REMEMBERED_FOR`]); any other is checked.
     fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let keys = self.inner.jwks.as_ref().map_or(0, |set| set.generation());
+        if let Some(known) = self.inner.verified.get(token)
+            && known.keys == keys
+            && Instant::now() < known.until
+        {
+            return Ok(known.principal);
+        }
+        let (principal, expires) = self.check(token)?;
+        if token.len() <= MAX_REMEMBERED_LEN {
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+            let valid_for = Duration::from_secs((expires.saturating_add(self.inner.leeway_secs)).saturating_sub(now));
+            let until = Instant::now() + valid_for.min(REMEMBERED_FOR);
+            self.inner.verified.insert(token.to_owned(), Verified { principal: principal.clone(), until, keys });
+        }
+        Ok(principal)
+    }
+
+    /// Checks `token` in full: its principal and expiry (seconds since the Unix epoch).
+    fn check(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken("malformed"))?;
         let validation =
             self.inner.validations.get(&header.alg).ok_or(AuthError::InvalidToken("algorithm not accepted"))?;
@@ -228,7 +286,7 @@ impl Authenticator {
             .filter_map(|name| name.parse::<Role>().ok())
             .max()
             .ok_or(AuthError::NoRole)?;
-        Ok(Principal { id: format!("jwt:{}", claims.sub), role })
+        Ok((Principal { id: format!("jwt:{}", claims.sub), role }, claims.exp))
     }
 }
 

@@ -186,6 +186,48 @@ async fn a_key_set_url_is_read_again_when_a_token_names_a_new_key() {
 }
 
 #[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    // No leeway: a token for 2 s is taken (and remembered) now, and refused once expired.
+    let auth = hs256(&["--jwt-leeway-secs", "0"]).await;
+    let token = bearer(&dev::sign(SECRET, &Claims::new("alice", Role::Reader, Duration::from_secs(2))).unwrap());
+    assert!(auth.authenticate(Some(&token), None).is_ok());
+    assert!(auth.authenticate(Some(&token), None).is_ok(), "taken again while valid");
+    platform::testing::eventually("the remembered token to be refused", Duration::from_secs(10), || async {
+        (auth.authenticate(Some(&token), None) == Err(AuthError::Expired)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
+    let served = Arc::new(Mutex::new(JwkSet { keys: vec![jwk(&rsa(), Algorithm::RS256, "old")] }));
+    let app = {
+        let served = Arc::clone(&served);
+        axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let body = serde_json::to_string(&*served.lock().unwrap()).unwrap();
+                async move { body }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let auth = Authenticator::build(&config(&["--jwks", &url, "--jwks-refresh-secs", "1"])).await.expect("builds");
+
+    let token = bearer(&sign(&rsa(), Algorithm::RS256, Some("old"), &claims(Role::Writer)));
+    assert!(auth.authenticate(Some(&token), None).is_ok());
+    // The key is withdrawn (a leak, a rotation); the set is read again every second.
+    let replacement = ec_key("test-only-ec.pem");
+    served.lock().unwrap().keys = vec![jwk(&replacement, Algorithm::ES256, "new")];
+    platform::testing::eventually("the withdrawn key's token to be refused", Duration::from_secs(10), || async {
+        auth.authenticate(Some(&token), None).is_err().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn api_keys_come_from_a_variable_and_a_file_and_only_their_hashes_are_configured() {
     let (etl, etl_entry) = api_keys::generate("etl", Role::Writer).unwrap();
     let (ops, ops_entry) = api_keys::generate("ops", Role::Admin).unwrap();
