@@ -156,22 +156,26 @@ async fn rs256_and_es256_tokens_are_checked_against_the_key_set() {
     let _ = std::fs::remove_file(path);
 }
 
-#[tokio::test]
-async fn a_key_set_url_is_read_again_when_a_token_names_a_new_key() {
-    let served = Arc::new(Mutex::new(JwkSet { keys: vec![jwk(&rsa(), Algorithm::RS256, "old")] }));
-    let app = {
-        let served = Arc::clone(&served);
-        axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let body = serde_json::to_string(&*served.lock().unwrap()).unwrap();
-                async move { body }
-            }),
-        )
-    };
+/// Serves whatever `served` holds at the moment of each request; returns the set's URL.
+async fn serve_jwks(served: &Arc<Mutex<JwkSet>>) -> String {
+    let served = Arc::clone(served);
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let body = serde_json::to_string(&*served.lock().unwrap()).unwrap();
+            async move { body }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_key_set_url_is_read_again_when_a_token_names_a_new_key() {
+    let served = Arc::new(Mutex::new(JwkSet { keys: vec![jwk(&rsa(), Algorithm::RS256, "old")] }));
+    let url = serve_jwks(&served).await;
     let auth = Authenticator::build(&config(&["--jwks", &url, "--jwks-refresh-secs", "3600"])).await.expect("builds");
 
     let rotated = ec_key("test-only-ec.pem");
@@ -201,19 +205,7 @@ async fn a_remembered_token_is_refused_once_it_expires() {
 #[tokio::test]
 async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
     let served = Arc::new(Mutex::new(JwkSet { keys: vec![jwk(&rsa(), Algorithm::RS256, "old")] }));
-    let app = {
-        let served = Arc::clone(&served);
-        axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let body = serde_json::to_string(&*served.lock().unwrap()).unwrap();
-                async move { body }
-            }),
-        )
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve_jwks(&served).await;
     let auth = Authenticator::build(&config(&["--jwks", &url, "--jwks-refresh-secs", "1"])).await.expect("builds");
 
     let token = bearer(&sign(&rsa(), Algorithm::RS256, Some("old"), &claims(Role::Writer)));
