@@ -43,7 +43,7 @@ pub struct KafkaConfig {
     #[arg(long = "kafka-message-timeout-ms", env = "KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 30_000)]
     pub message_timeout_ms: u64,
 
-    /// Producer batching delay. None by default: every record this system sends has something
+    /// Producer batching delay, 0 by default: every record this system sends has something
     /// waiting for it (a request, a batch's transaction), and a linger of 5 ms at each of a
     /// create's three sends made it 33 ms instead of 15 (BENCHMARKS.md). Under load, records
     /// batch anyway while earlier requests are in flight.

@@ -10,7 +10,6 @@
 //! 3. Publish the events, all at once, and wait for every acknowledgement (their positions).
 //! 4. Publish each changed user's state (on its event's partition, saying which event it
 //!    reflects; a tombstone for a deletion) and the replies, all at once.
-
 //!
 //! Each command has a span, from its decoding to its last acknowledged write, continuing the
 //! trace its record carried (`platform::trace`); its events and its reply carry that span's
