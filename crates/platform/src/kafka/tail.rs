@@ -50,39 +50,44 @@ pub struct DeadLetters {
 /// The spans of a live tail's updates: one per run of consecutive records carrying the same
 /// trace context (the events of one import batch share one span, an interactive write has one
 /// of its own), ended when a record of another context comes or none is waiting. Records
-/// without a context get no span.
-#[derive(Debug, Default)]
+/// without a context get no span. A record's span is lent, not cloned: a clone and its drop
+/// each cost a trip to the subscriber's registry, per record of an import.
+#[derive(Debug)]
 struct UpdateSpans {
     traceparent: Vec<u8>,
-    open: Option<Span>,
+    open: Span,
+}
+
+impl Default for UpdateSpans {
+    fn default() -> Self {
+        Self { traceparent: Vec::new(), open: Span::none() }
+    }
 }
 
 impl UpdateSpans {
     /// The span applying `message` belongs to.
-    fn of(&mut self, topic: &str, message: &Incoming) -> Span {
+    fn of(&mut self, topic: &str, message: &Incoming) -> &Span {
         let Some(traceparent) = message.header(crate::trace::TRACEPARENT) else {
             self.end();
-            return Span::none();
+            return &self.open;
         };
-        if let Some(open) = &self.open
-            && self.traceparent == traceparent
-        {
-            return open.clone();
+        if self.is_open() && self.traceparent == traceparent {
+            return &self.open;
         }
         let span = tracing::info_span!("apply", topic, trace_id = tracing::field::Empty);
         crate::trace::continue_trace(&span, crate::trace::Parent::from_record(message));
         self.traceparent.clear();
         self.traceparent.extend_from_slice(traceparent);
-        self.open = Some(span.clone());
-        span
+        self.open = span;
+        &self.open
     }
 
     fn is_open(&self) -> bool {
-        self.open.is_some()
+        !self.open.is_none()
     }
 
     fn end(&mut self) {
-        self.open = None;
+        self.open = Span::none();
     }
 }
 
@@ -353,8 +358,9 @@ impl Tail {
             // rebuild re-reads history: no span). The span is not entered for each record (an
             // import's million would each pay for it); the tail's own lines about a record are
             // logged in it.
-            let span = if caught_up.is_none() { updates.of(&self.topic, &message) } else { Span::none() };
-            if !self.apply(handler, &message, &span, &shutdown).await {
+            let rebuilding = Span::none();
+            let span = if caught_up.is_none() { updates.of(&self.topic, &message) } else { &rebuilding };
+            if !self.apply(handler, &message, span, &shutdown).await {
                 break;
             }
             self.positions.record_applied(message.partition, message.offset);
@@ -568,16 +574,16 @@ mod tests {
         let subscriber = crate::telemetry::subscriber(LogFormat::Text, std::io::sink, false, &provider, "test");
         tracing::subscriber::with_default(subscriber, || {
             let mut updates = UpdateSpans::default();
-            let first = updates.of("t", &record(Some(&from_a)));
-            let second = updates.of("t", &record(Some(&from_a)));
+            let first = updates.of("t", &record(Some(&from_a))).clone();
+            let second = updates.of("t", &record(Some(&from_a))).clone();
             assert_eq!(first.id(), second.id(), "an import batch's events: one span");
             assert_eq!(trace_id(&first), a);
-            let other = updates.of("t", &record(Some(&from_b)));
+            let other = updates.of("t", &record(Some(&from_b))).clone();
             assert_ne!(other.id(), first.id());
             assert_eq!(trace_id(&other), b);
             assert!(updates.of("t", &record(None)).is_none(), "no context, no span");
             assert!(!updates.is_open());
-            let again = updates.of("t", &record(Some(&from_b)));
+            let again = updates.of("t", &record(Some(&from_b))).clone();
             assert_ne!(again.id(), other.id(), "a span once ended is not reopened");
             updates.end();
             assert!(!updates.is_open());
