@@ -26,6 +26,10 @@ infra-up-cluster *flags:
 infra-down-cluster:
     deploy/kafka/kafka.sh stop --cluster
 
+# One node of the three-node cluster, for trying faults by hand: `just kafka-node kill 2` (stop, kill, start, pause, resume; `--single` for the single node)
+kafka-node action node *flags:
+    deploy/kafka/kafka.sh node {{ action }} {{ node }} {{ flags }}
+
 # Show what is running
 infra-status:
     -deploy/kafka/kafka.sh status

@@ -5,6 +5,9 @@
 #   kafka.sh start [--cluster] [--fresh] start in the background, return when it serves requests
 #   kafka.sh stop [--cluster]           controlled shutdown (SIGTERM, then wait)
 #   kafka.sh status [--cluster]         running nodes and their bootstrap address
+#   kafka.sh node ACTION N [--single]   one node of the cluster (of the single node with
+#                                       --single): stop (SIGTERM, wait), kill (SIGKILL), start,
+#                                       pause (SIGSTOP: alive but silent), resume (SIGCONT)
 #   kafka.sh bootstrap [--cluster]      print the bootstrap servers
 #   kafka.sh tool <name> [args...]      run a Kafka CLI tool (topics, consumer-groups, ...)
 #
@@ -148,11 +151,12 @@ start_node() { # <node>
   echo $! >"$dir/kafka.pid"
 }
 
-wait_ready() { # every node logged that it started (after the broker is unfenced) and listens
-  local deadline=$((SECONDS + start_timeout)) n dir pending
+wait_ready() { # [node...] (default: all) logged that it started (after the broker is unfenced) and listens
+  local deadline=$((SECONDS + start_timeout)) n dir pending which
+  which="${*:-$(nodes)}"
   while :; do
     pending=""
-    for n in $(nodes); do
+    for n in $which; do
       dir="$(node_dir "$n")"
       if ! pid_of "$n" >/dev/null; then
         log "node $n exited during start; why (its errors, then its last lines):"
@@ -186,9 +190,11 @@ start() {
   fetch
   for n in $(nodes); do pid_of "$n" >/dev/null && running=$((running + 1)); done
   if ((running > 0 && fresh == 0)); then
-    if ((running < $(nodes | wc -w))); then die "$shape: only some nodes are running; stop first"; fi
-    log "$shape Kafka already running at $(bootstrap)"
-    wait_ready
+    local missing=""
+    for n in $(nodes); do pid_of "$n" >/dev/null || missing+=" $n"; done
+    for n in $missing; do start_node "$n"; done
+    wait_ready || die "Kafka did not start"
+    log "$shape Kafka ${missing:+(node$missing started) }running at $(bootstrap)"
     return 0
   fi
   ((running > 0)) && stop
@@ -209,13 +215,15 @@ start() {
   log "$shape Kafka $kafka_version ready at $(bootstrap) (data: $local_dir/$shape)"
 }
 
-stop() {
-  local n pid deadline
-  for n in $(nodes); do
-    if pid="$(pid_of "$n")"; then kill -TERM "$pid"; fi
+stop() { # [node...] (default: all)
+  local n pid deadline which
+  which="${*:-$(nodes)}"
+  for n in $which; do
+    # A paused node handles the SIGTERM once it runs again.
+    if pid="$(pid_of "$n")"; then kill -TERM "$pid"; kill -CONT "$pid"; fi
   done
   deadline=$((SECONDS + stop_timeout))
-  for n in $(nodes); do
+  for n in $which; do
     while pid="$(pid_of "$n")"; do
       if ((SECONDS >= deadline)); then
         log "node $n did not stop within ${stop_timeout}s; killing it"
@@ -228,17 +236,61 @@ stop() {
   done
 }
 
+is_paused() { [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == T ]]; }
+
 status() {
   local n pid up=0
   for n in $(nodes); do
     if pid="$(pid_of "$n")"; then
-      echo "node $n: running (pid $pid) on 127.0.0.1:$(broker_port "$n")"
+      if is_paused "$pid"; then
+        echo "node $n: paused (pid $pid) on 127.0.0.1:$(broker_port "$n")"
+      else
+        echo "node $n: running (pid $pid) on 127.0.0.1:$(broker_port "$n")"
+      fi
       up=$((up + 1))
     else
       echo "node $n: stopped"
     fi
   done
   ((up > 0))
+}
+
+# One node: the faults the fault suite injects, by hand (`just kafka-node kill 2`).
+node() { # <action> <node> [--single]
+  local action="${1:-}" n="${2:-}" arg pid
+  shape=cluster
+  for arg in "${@:3}"; do
+    case $arg in --single) shape=single ;; *) die "node: unknown option $arg" ;; esac
+  done
+  [[ " $(nodes) " == *" $n "* ]] || die "node: name a node of the $shape shape ($(nodes | tr ' ' ',')), not '$n'"
+  case $action in
+    start)
+      if pid="$(pid_of "$n")"; then
+        is_paused "$pid" && die "node $n is paused (pid $pid): resume it"
+        log "node $n already running (pid $pid)"
+        return 0
+      fi
+      fetch
+      [[ -f "$local_dir/$shape/cluster.id" ]] || die "no $shape cluster in $local_dir: start it first"
+      start_node "$n"
+      wait_ready "$n" || die "node $n did not start"
+      log "node $n ready at 127.0.0.1:$(broker_port "$n")"
+      ;;
+    stop) stop "$n"; log "node $n stopped" ;;
+    kill)
+      pid="$(pid_of "$n")" || die "node $n is not running"
+      kill -KILL "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      rm -f "$(node_dir "$n")/kafka.pid"
+      log "node $n killed (pid $pid)"
+      ;;
+    pause | resume)
+      pid="$(pid_of "$n")" || die "node $n is not running"
+      if [[ $action == pause ]]; then kill -STOP "$pid"; else kill -CONT "$pid"; fi
+      log "node $n ${action}d (pid $pid)"
+      ;;
+    *) die "node: one of stop, kill, start, pause, resume (got '$action')" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -280,5 +332,6 @@ case $cmd in
     "$cmd"
     ;;
   tool) tool "$@" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd ]] || exit 2 ;;
+  node) node "$@" ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd ]] || exit 2 ;;
 esac
