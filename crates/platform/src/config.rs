@@ -74,6 +74,12 @@ pub struct KafkaConfig {
     /// How often stored consumer offsets are committed in the background.
     #[arg(long = "kafka-auto-commit-interval-ms", env = "KAFKA_AUTO_COMMIT_INTERVAL_MS", default_value_t = 1_000)]
     pub auto_commit_interval_ms: u64,
+
+    /// A projection that falls further behind its topic than this (the age of the newest
+    /// record it applied in a partition with more to read) turns `/ready` 503; it is ready again
+    /// once less than half as far behind.
+    #[arg(long = "ready-max-lag-secs", env = "READY_MAX_LAG_SECS", default_value_t = 30)]
+    pub ready_max_lag_secs: u64,
 }
 
 impl KafkaConfig {

@@ -33,7 +33,10 @@ impl ServiceBase {
         MappingError: From<S::Error>,
     {
         self.health.not_ready(check, format!("reading {}", topic.name()));
-        let tail = Tail::start(&self.kafka, topic.name(), StartAt::Beginning).await?.dead_letters(self.dead_letters());
+        let tail = Tail::start(&self.kafka, topic.name(), StartAt::Beginning)
+            .await?
+            .dead_letters(self.dead_letters())
+            .ready_while_current(self.health.clone(), check);
         let following = tail.follow(Book { topic: topic.clone(), book: book.clone() }, shutdown).await?;
         self.health.ready(check, format!("caught up with {}", topic.name()));
         Ok(following)

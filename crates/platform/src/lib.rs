@@ -23,7 +23,7 @@ pub mod registry;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod topic;
 pub mod trace;

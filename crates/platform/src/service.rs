@@ -12,7 +12,7 @@ use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 
 use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
-use crate::health::{self, Health};
+use crate::health::{self, Health, Listening};
 use crate::kafka::DeadLetters;
 use crate::kafka::topics;
 use crate::kafka::{self, Producer};
@@ -104,6 +104,10 @@ where
     }
 }
 
+/// The readiness check that stays false until the service has built everything it serves
+/// from (its other checks appear one by one as it gets to them).
+const STARTED: &str = "started";
+
 /// The part of a running service that is the same everywhere.
 #[derive(Debug)]
 pub struct ServiceBase {
@@ -114,37 +118,49 @@ pub struct ServiceBase {
     pub registry: Registry,
     /// Every project topic, bound to its record and schema.
     pub topics: Topics,
-    /// Taken by [`ServiceBase::serve_until_stopped`].
-    admin: std::sync::Mutex<Option<TcpListener>>,
+    /// Answering since the start; taken by [`ServiceBase::serve_until_stopped`].
+    admin: std::sync::Mutex<Option<Listening>>,
     /// Routes a service adds to its admin listener (`/digest`).
     admin_routes: std::sync::Mutex<axum::Router>,
     admin_addr: SocketAddr,
 }
 
 impl ServiceBase {
-    /// Binds the admin listener, checks that Kafka and the Schema Registry answer, ensures the
-    /// topic catalog and the subjects (compatibility level, this version's schemas) and creates
-    /// the producer. Fails with a clear error on a busy port, an unreachable broker or registry,
-    /// or a schema the registry refuses as incompatible.
-    pub async fn build(name: &'static str, admin_addr: SocketAddr, config: &CommonConfig) -> anyhow::Result<Self> {
+    /// Binds the admin listener and answers on it at once (`/ready`: 503 with what the
+    /// service waits for), checks that Kafka and the Schema Registry answer, ensures the topic
+    /// catalog and the subjects (compatibility level, this version's schemas), creates the
+    /// producer and keeps the `kafka` readiness check true to whether Kafka answers. Fails with
+    /// a clear error on a busy port, an unreachable broker or registry, or a schema the
+    /// registry refuses as incompatible.
+    pub async fn build(
+        name: &'static str,
+        admin_addr: SocketAddr,
+        config: &CommonConfig,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Self> {
         let (kafka_config, topics_config) = (&config.kafka, &config.topics);
         let admin = TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr} (admin: health, metrics)"))?;
-        let admin_addr = admin.local_addr()?;
         crate::telemetry::prometheus();
         let health = Health::new(name);
+        health.not_ready(STARTED, "starting");
         health.not_ready("kafka", "connecting");
+        let admin = Listening::start(admin, health::router(health.clone()), shutdown.clone())?;
+        let admin_addr = admin.local_addr();
+        tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
         let cluster = kafka::check_connection(kafka_config).await?;
         tracing::info!(bootstrap = %kafka_config.bootstrap_servers, brokers = cluster.brokers, "connected to Kafka");
         topics::ensure_and_log(kafka_config, &topics_config.catalog()).await?;
         let producer = Producer::new(kafka_config, name)?;
         health.ready("kafka", format!("{} broker(s) at {}", cluster.brokers, kafka_config.bootstrap_servers));
+        tokio::spawn(kafka::watch_connection(kafka_config.clone(), health.clone(), shutdown.clone()));
+        health.not_ready(STARTED, "setting up the schema registry subjects");
         let registry = Registry::new(&config.registry, kafka_config.startup_timeout());
         registry.check().await?;
         let topics = Topics::bind(topics_config, &registry).await.context("setting up the schema registry subjects")?;
         tracing::info!(url = %registry.url(), "connected to the schema registry; subjects set up");
-        tracing::info!("admin (health, ready, metrics) listening on http://{admin_addr}");
+        health.not_ready(STARTED, "reading its state");
         let admin = std::sync::Mutex::new(Some(admin));
         let admin_routes = std::sync::Mutex::new(axum::Router::new());
         Ok(Self {
@@ -180,13 +196,15 @@ impl ServiceBase {
     }
 
     /// Serves `/health`, `/ready`, `/metrics` and the added routes until shutdown, then
-    /// flushes the producer. Call it once.
-    pub async fn serve_until_stopped(&self, shutdown: Shutdown) -> anyhow::Result<()> {
+    /// flushes the producer. Call it once, when the service has started: `/ready` can pass
+    /// from now on.
+    pub async fn serve_until_stopped(&self) -> anyhow::Result<()> {
         let admin = self.admin.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let admin = admin.context("the admin listener is served once")?;
         let extra = std::mem::take(&mut *self.admin_routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let router = health::router(self.health.clone()).merge(extra);
-        health::serve(admin, router, shutdown).await.context("admin server failed")?;
+        self.health.ready(STARTED, "started");
+        admin.serve(router).await.context("admin server failed")?;
         self.producer
             .flush(std::time::Duration::from_secs(30))
             .await

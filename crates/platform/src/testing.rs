@@ -140,6 +140,11 @@ impl Binary {
         self.signal("-TERM");
     }
 
+    /// Whether the process has not exited (yet).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGKILL: a crash, nothing flushed or committed.
     pub fn kill_hard(&self) {
         self.signal("-KILL");
@@ -164,6 +169,12 @@ impl Binary {
         .expect("wait succeeds");
         Exit { status, stderr }
     }
+}
+
+/// GETs `url` and returns the status code and the body.
+pub async fn get_text(url: &str) -> (u16, String) {
+    let answer = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (answer.status().as_u16(), answer.text().await.unwrap_or_default())
 }
 
 /// GETs `url` and returns the status code.
@@ -191,10 +202,15 @@ macro_rules! service_lifecycle_tests {
             $crate::testing::kafka().await;
             let mut service = $crate::testing::Binary::spawn($bin, &lifecycle_env(&[]));
             let admin = service.listening_addr($label).await;
-            for path in ["health", "ready", "metrics"] {
-                let status = $crate::testing::get_status(&format!("http://{admin}/{path}")).await;
-                assert_eq!(status, 200, "/{path}");
-            }
+            // Answered from the start; ready once started.
+            let health = $crate::testing::get_status(&format!("http://{admin}/health")).await;
+            assert_eq!(health, 200, "/health");
+            $crate::testing::eventually("/ready", std::time::Duration::from_secs(60), || async {
+                ($crate::testing::get_status(&format!("http://{admin}/ready")).await == 200).then_some(())
+            })
+            .await;
+            let metrics = $crate::testing::get_status(&format!("http://{admin}/metrics")).await;
+            assert_eq!(metrics, 200, "/metrics");
             service.terminate();
             let exit = service.wait_exit(std::time::Duration::from_secs(30)).await;
             assert!(exit.status.success(), "exit {:?}, stderr: {}", exit.status, exit.stderr);
@@ -202,10 +218,15 @@ macro_rules! service_lifecycle_tests {
 
         #[tokio::test]
         async fn an_unreachable_broker_ends_the_process_with_one_clear_line() {
-            let service = $crate::testing::Binary::spawn(
+            let mut service = $crate::testing::Binary::spawn(
                 $bin,
-                &lifecycle_env(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"), ("KAFKA_STARTUP_TIMEOUT_MS", "1500")]),
+                &lifecycle_env(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"), ("KAFKA_STARTUP_TIMEOUT_MS", "4000")]),
             );
+            // Meanwhile, the admin listener says what the service waits for.
+            let admin = service.listening_addr($label).await;
+            let (status, report) = $crate::testing::get_text(&format!("http://{admin}/ready")).await;
+            assert_eq!(status, 503, "{report}");
+            assert!(report.contains("connecting"), "{report}");
             let exit = service.wait_exit(std::time::Duration::from_secs(30)).await;
             assert_eq!(exit.status.code(), Some(1), "stderr: {}", exit.stderr);
             let lines: Vec<&str> = exit.stderr.lines().collect();

@@ -107,7 +107,8 @@ impl ServiceBase {
         self.health.not_ready("users", format!("following {} from the state's positions", events_topic.name()));
         let tail = Tail::start(&self.kafka, events_topic.name(), StartAt::After(start))
             .await?
-            .dead_letters(self.dead_letters());
+            .dead_letters(self.dead_letters())
+            .ready_while_current(self.health.clone(), "users");
         let events_dead_lettered = tail.dead_lettered();
         let handler = FromEvents { view: view.clone(), topic: events_topic.clone(), on_event };
         let following = tail.follow(handler, shutdown).await?;

@@ -49,6 +49,9 @@ pub(crate) enum RegistryError {
     MethodNotAllowed,
     #[error("Error while storing the schema in Kafka")]
     Store(#[source] platform::kafka::ProduceError),
+    /// Answered while the registry starts: its schemas are not loaded yet.
+    #[error("The registry is starting: its schemas are not loaded yet")]
+    Starting,
 }
 
 fn version_text(spec: VersionSpec) -> String {
@@ -80,6 +83,7 @@ impl RegistryError {
             Self::RouteNotFound => (StatusCode::NOT_FOUND, 404),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 405),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
+            Self::Starting => (StatusCode::SERVICE_UNAVAILABLE, 50302),
         }
     }
 }

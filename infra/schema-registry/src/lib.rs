@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use platform::Shutdown;
-use platform::health::{self, Health};
+use platform::health::{self, Health, Listening};
 use platform::kafka::topics::{self, TopicSpec};
 use platform::kafka::{self as kafka, Producer};
 use platform::service::Service;
@@ -42,13 +42,15 @@ pub use schema::Level;
 /// A loaded registry with its listener bound.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
+    /// Answering since it was bound.
+    listener: Listening,
     registry: Arc<Registry>,
     producer: Producer,
     health: Health,
     admin: http::AdminToken,
 }
 
+use error::RegistryError;
 use registry::Registry;
 
 impl Service for Application {
@@ -58,11 +60,13 @@ impl Service for Application {
 
     /// Health and readiness are served beside the API, on its one listener.
     fn admin_addr(&self) -> std::net::SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener.local_addr()
     }
 
-    /// Binds, checks Kafka, ensures the schemas topic and loads every schema from it.
-    async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
+    /// Binds (answering `/health`, `/ready` and 503 for the rest at once), checks Kafka,
+    /// ensures the schemas topic and loads every schema from it; keeps readiness true to
+    /// whether Kafka answers.
+    async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
         let admin = match &config.admin_token_file {
             Some(path) => http::AdminToken::from_file(path)?,
             None => http::AdminToken::Open,
@@ -70,34 +74,39 @@ impl Service for Application {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.http_addr))?;
+        let health = Health::new("schema-registry");
+        health.not_ready("store", "connecting to Kafka");
+        let early = health::router(health.clone()).fallback(|| async { RegistryError::Starting });
+        let listener = Listening::start(listener, early, shutdown.clone())?;
+        tracing::info!(
+            deletes_and_config_changes = admin.describe(),
+            "schema registry listening on http://{}",
+            listener.local_addr()
+        );
         let cluster = kafka::check_connection(&config.kafka).await?;
         tracing::info!(bootstrap = %config.kafka.bootstrap_servers, brokers = cluster.brokers, "connected to Kafka");
+        tokio::spawn(kafka::watch_connection(config.kafka.clone(), health.clone(), shutdown));
         let spec = TopicSpec::new(&config.kafkastore_topic)
             .partitions(1)
             .replication_factor(config.replication_factor)
             .compacted();
         topics::ensure_and_log(&config.kafka, &[spec]).await?;
         let producer = Producer::new(&config.kafka, "schema-registry")?;
+        health.not_ready("store", format!("loading topic {}", config.kafkastore_topic));
         let registry =
             Registry::load(&config.kafka, &config.kafkastore_topic, producer.clone(), config.compatibility_level)
                 .await
                 .with_context(|| format!("cannot load schemas from topic {}", config.kafkastore_topic))?;
-        let health = Health::new("schema-registry");
         health.ready("store", format!("topic {} loaded", config.kafkastore_topic));
-        tracing::info!(
-            deletes_and_config_changes = admin.describe(),
-            "schema registry listening on http://{}",
-            listener.local_addr()?
-        );
         Ok(Self { listener, registry: Arc::new(registry), producer, health, admin })
     }
 
     /// Serves until shutdown, then flushes the producer.
-    async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, _shutdown: Shutdown) -> anyhow::Result<()> {
         let router = http::router(self.registry, self.admin)
             .merge(health::router(self.health))
             .layer(TraceLayer::new_for_http());
-        health::serve(self.listener, router, shutdown).await.context("HTTP server failed")?;
+        self.listener.serve(router).await.context("HTTP server failed")?;
         self.producer.flush(std::time::Duration::from_secs(30)).await?;
         Ok(())
     }
@@ -105,6 +114,6 @@ impl Service for Application {
 
 impl Application {
     pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener.local_addr()
     }
 }

@@ -58,6 +58,10 @@ pub enum ApiError {
     /// An `Idempotency-Key` used before with a different request (422).
     #[error("{0}")]
     IdempotencyKeyReused(String),
+    /// The gateway has just started and its projection is still catching up (503, before its
+    /// routes exist).
+    #[error("the gateway is starting: its view of the users is catching up; retry shortly")]
+    Starting,
     /// Kafka or the schema registry cannot be reached (503); the cause is logged.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
@@ -112,6 +116,7 @@ impl ApiError {
                 "urn:problem:idempotency-key-reused",
                 "Idempotency key used for another request",
             ),
+            Self::Starting => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:starting", "Service Unavailable"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "urn:problem:unavailable", "Service Unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "urn:problem:internal", "Internal Server Error"),
         }
@@ -163,7 +168,7 @@ impl IntoResponse for ApiError {
             Self::TooManyRequests { retry_after } => {
                 response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs(*retry_after).into());
             }
-            Self::Overloaded | Self::Unavailable(_) => {
+            Self::Overloaded | Self::Starting | Self::Unavailable(_) => {
                 response.headers_mut().insert(header::RETRY_AFTER, 1u64.into());
             }
             // Space comes back when retention removes old files, or an operator steps in.

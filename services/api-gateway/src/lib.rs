@@ -24,6 +24,7 @@ use anyhow::Context as _;
 use auth::Authenticator;
 use platform::Shutdown;
 use platform::blobs::BlobStore;
+use platform::health::{Health, Listening};
 use platform::kafka::{StartAt, Tail};
 use platform::service::{Service, ServiceBase};
 use tokio::net::TcpListener;
@@ -38,7 +39,8 @@ use jobs::{Exports, Imports, Jobs};
 #[derive(Debug)]
 pub struct Application {
     base: ServiceBase,
-    listener: TcpListener,
+    /// The public API, answering 503 while the gateway starts.
+    listener: Listening,
     config: Config,
     state: AppState,
     authenticator: Authenticator,
@@ -46,7 +48,7 @@ pub struct Application {
 
 impl Application {
     pub fn http_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener.local_addr()
     }
 }
 
@@ -67,7 +69,9 @@ impl Service for Application {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen on {} (public API)", config.http_addr))?;
-        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
+        // Answering from now on: `/health`, and 503 until the gateway has caught up.
+        let listener = Listening::start(listener, http::starting(Health::new(Self::NAME)), shutdown.clone())?;
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common, &shutdown).await?;
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
 
@@ -104,7 +108,7 @@ impl Service for Application {
             requester = %bus.requester(),
             authentication = authenticator.describe(),
             "api listening on http://{}",
-            listener.local_addr()?
+            listener.local_addr()
         );
         let search_budget = Duration::from_millis(config.limits.search_budget_ms);
         let state = AppState::new(Shared { users, positions, bus, imports, exports, search_budget });
@@ -116,8 +120,7 @@ impl Service for Application {
         let rate_limit = http::RateLimit::new(&self.config.limits);
         tokio::spawn(rate_limit.clone().forget_idle(shutdown.clone()));
         let router = http::router(self.state, self.base.health.clone(), self.authenticator, rate_limit, &self.config);
-        let api = platform::health::serve(self.listener, router, shutdown.clone());
-        let (api, admin) = tokio::join!(api, self.base.serve_until_stopped(shutdown));
+        let (api, admin) = tokio::join!(self.listener.serve(router), self.base.serve_until_stopped());
         api.context("public API server failed")?;
         admin
     }

@@ -50,9 +50,10 @@ impl Service for Application {
     }
 
     async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
-        let (users, positions) = base.users_projection(shutdown.clone()).await?;
+        // A blob directory it cannot use fails the start before anything connects.
         let blobs = BlobStore::open(&config.blobs)?;
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common, &shutdown).await?;
+        let (users, positions) = base.users_projection(shutdown.clone()).await?;
         let topics = &base.topics;
 
         let book = ExportBook::default();
@@ -89,7 +90,7 @@ impl Service for Application {
             shutdown: shutdown.clone(),
         };
         let (_, (), admin) =
-            tokio::join!(consumer.run(&handler, shutdown.clone()), expiry, self.base.serve_until_stopped(shutdown));
+            tokio::join!(consumer.run(&handler, shutdown.clone()), expiry, self.base.serve_until_stopped());
         admin
     }
 }

@@ -51,7 +51,7 @@ impl Service for Application {
     const NAME: &'static str = "import-worker";
 
     async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common, &shutdown).await?;
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
         let book = ImportBook::default();
@@ -95,7 +95,7 @@ impl Service for Application {
         let keep = Duration::from_secs(self.config.job_retention_secs);
         let forgetting = forget_finished_imports(&handler.importer, keep, shutdown.clone());
         let (_, (), admin) =
-            tokio::join!(consumer.run(&handler, shutdown.clone()), forgetting, self.base.serve_until_stopped(shutdown));
+            tokio::join!(consumer.run(&handler, shutdown.clone()), forgetting, self.base.serve_until_stopped());
         admin
     }
 }

@@ -58,8 +58,8 @@ impl Service for Application {
         self.base.admin_addr()
     }
 
-    async fn build(config: Config, _shutdown: Shutdown) -> anyhow::Result<Self> {
-        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common).await?;
+    async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let base = ServiceBase::build(Self::NAME, config.admin_addr, &config.common, &shutdown).await?;
         let producer = Producer::transactional(&base.kafka, Self::NAME, &config.transactional_id)?;
         base.health.not_ready("state", "initialising transactions");
         producer.init_transactions().await.context("initialising Kafka transactions")?;
@@ -123,7 +123,7 @@ impl Service for Application {
                 }
             }
         };
-        let (consumed, admin) = tokio::join!(consuming, base.serve_until_stopped(shutdown.clone()));
+        let (consumed, admin) = tokio::join!(consuming, base.serve_until_stopped());
         admin?;
         consumed
     }

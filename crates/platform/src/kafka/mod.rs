@@ -10,6 +10,7 @@ mod replay;
 mod tail;
 pub mod topics;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -27,6 +28,8 @@ pub use replay::replay;
 pub use tail::{DeadLetters, FollowError, Following, Positions, StartAt, Tail, TailStopped};
 
 use crate::config::KafkaConfig;
+use crate::health::Health;
+use crate::shutdown::Shutdown;
 
 /// Settings common to every client this process creates.
 pub(crate) fn client_config(config: &KafkaConfig, client_id: &str) -> ClientConfig {
@@ -35,7 +38,10 @@ pub(crate) fn client_config(config: &KafkaConfig, client_id: &str) -> ClientConf
         .set("client.id", client_id)
         // Do not let a dead broker address linger in the logs as repeated ERROR lines; the
         // startup check and the delivery results carry the errors that matter.
-        .set("log.connection.close", "false");
+        .set("log.connection.close", "false")
+        // A broker back after an outage is tried again within a second (librdkafka's backoff
+        // grows to 10 s by default: that long not-ready, and that long a write waits).
+        .set("reconnect.backoff.max.ms", "1000");
     cfg
 }
 
@@ -85,4 +91,55 @@ pub async fn check_connection(config: &KafkaConfig) -> Result<ClusterInfo, Conne
         .expect("metadata fetch does not panic")
         .map_err(error)?;
     Ok(ClusterInfo { brokers: metadata.brokers().len() })
+}
+
+/// How often [`watch_connection`] asks, and how long it waits for an answer.
+const WATCH_EVERY: Duration = Duration::from_millis(1500);
+const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Unanswered questions in a row before Kafka counts as gone: one slow answer under load is
+/// not an outage.
+const WATCH_MISSES: u32 = 2;
+
+/// Keeps the `kafka` readiness check of `health` true to whether a broker answers, until
+/// `shutdown`: a metadata request every 1.5 s, not ready after two in a row go unanswered
+/// (within about 6 s of Kafka going away), ready again at the first answer.
+pub async fn watch_connection(config: KafkaConfig, health: Health, shutdown: Shutdown) {
+    let admin = match admin_client(&config) {
+        Ok(admin) => Arc::new(admin),
+        Err(error) => {
+            tracing::error!(%error, "cannot create the client watching the connection to Kafka");
+            return;
+        }
+    };
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut misses = 0;
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = every.tick() => {}
+        }
+        let client = Arc::clone(&admin);
+        let asked = tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, WATCH_TIMEOUT)).await;
+        let Ok(answer) = asked else { return };
+        match answer {
+            Ok(metadata) => {
+                if misses >= WATCH_MISSES {
+                    tracing::info!(bootstrap = %config.bootstrap_servers, "Kafka answers again");
+                }
+                misses = 0;
+                let brokers = metadata.brokers().len();
+                health.ready("kafka", format!("{brokers} broker(s) at {}", config.bootstrap_servers));
+            }
+            Err(error) => {
+                misses += 1;
+                if misses == WATCH_MISSES {
+                    tracing::warn!(bootstrap = %config.bootstrap_servers, %error, "Kafka does not answer: not ready");
+                }
+                if misses >= WATCH_MISSES {
+                    health.not_ready("kafka", format!("no answer from Kafka at {}: {error}", config.bootstrap_servers));
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ use tracing::{Instrument as _, Span};
 use super::consumer::{HandleError, Handler, Incoming};
 use super::dead_letter::Poison;
 use crate::config::KafkaConfig;
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 
 /// The longest a tail waits before trying a record (or its dead letter) again.
@@ -189,6 +190,9 @@ pub struct Tail {
     dead_letters: Option<DeadLetters>,
     /// Records dead-lettered so far.
     dead_lettered: Arc<std::sync::atomic::AtomicU64>,
+    /// The readiness check kept false while the tail, once caught up, lags too far behind.
+    readiness: Option<(Health, &'static str)>,
+    max_lag: Duration,
 }
 
 impl std::fmt::Debug for Tail {
@@ -270,7 +274,17 @@ impl Tail {
             never_written,
             dead_letters: None,
             dead_lettered: Arc::default(),
+            readiness: None,
+            max_lag: Duration::from_secs(config.ready_max_lag_secs),
         })
+    }
+
+    /// Once caught up, keeps the readiness check `check` of `health` false while the tail is
+    /// further behind than `READY_MAX_LAG_SECS` ([`KafkaConfig::ready_max_lag_secs`]): not
+    /// ready after two lag readings in a row past it, ready again under half of it.
+    pub fn ready_while_current(mut self, health: Health, check: &'static str) -> Self {
+        self.readiness = Some((health, check));
+        self
     }
 
     /// Sends records that can never be applied to the dead-letter topic (by default they are
@@ -341,7 +355,7 @@ impl Tail {
                             continue;
                         }
                         _ = report.tick() => {
-                            lag.report();
+                            lag.report(caught_up.is_none());
                             continue;
                         }
                     }
@@ -367,7 +381,7 @@ impl Tail {
             lag.applied(&message);
             // The ticker's branch loses every race while records keep arriving.
             if lag.due() {
-                lag.report();
+                lag.report(caught_up.is_none());
             }
         }
     }
@@ -478,10 +492,18 @@ struct Lag {
     started_ms: i64,
     reported: std::time::Instant,
     applied: metrics::Counter,
+    readiness: Option<LagReadiness>,
 }
 
 impl Lag {
     fn new(tail: &Tail) -> Self {
+        let readiness = tail.readiness.clone().map(|(health, check)| LagReadiness {
+            health,
+            check,
+            topic: tail.topic.clone(),
+            max: tail.max_lag,
+            judge: LagJudge::default(),
+        });
         Self {
             topic: tail.topic.clone(),
             events: Arc::clone(&tail.consumer.context().lag),
@@ -489,6 +511,7 @@ impl Lag {
             started_ms: millis_ago(Duration::ZERO),
             reported: std::time::Instant::now(),
             applied: metrics::counter!("projection_events_applied_total", "topic" => tail.topic.clone()),
+            readiness,
         }
     }
 
@@ -503,7 +526,8 @@ impl Lag {
         self.reported.elapsed() >= LAG_INTERVAL
     }
 
-    fn report(&mut self) {
+    /// Publishes the lag; once `live` (caught up), judges readiness by it.
+    fn report(&mut self, live: bool) {
         self.reported = std::time::Instant::now();
         let now = millis_ago(Duration::ZERO);
         let lagging =
@@ -513,6 +537,57 @@ impl Lag {
             .map(|p| (now - self.last_written_ms.get(p).copied().unwrap_or(self.started_ms)).max(0) as f64 / 1000.0)
             .fold(0.0, f64::max);
         metrics::gauge!("projection_lag_seconds", "topic" => self.topic.clone()).set(seconds);
+        if let Some(readiness) = self.readiness.as_mut().filter(|_| live) {
+            readiness.judge(seconds);
+        }
+    }
+}
+
+/// A readiness check following a live tail's lag ([`Tail::ready_while_current`]).
+struct LagReadiness {
+    health: Health,
+    check: &'static str,
+    topic: String,
+    max: Duration,
+    judge: LagJudge,
+}
+
+impl LagReadiness {
+    fn judge(&mut self, seconds: f64) {
+        let max = self.max.as_secs_f64();
+        match self.judge.reading(seconds, max) {
+            Some(true) => {
+                tracing::warn!(topic = %self.topic, seconds, max, "the projection lags: not ready");
+                let detail = format!("{seconds:.0} s behind {} (more than {max} s)", self.topic);
+                self.health.not_ready(self.check, detail);
+            }
+            Some(false) => {
+                tracing::info!(topic = %self.topic, seconds, "the projection caught up again: ready");
+                self.health.ready(self.check, format!("caught up with {}", self.topic));
+            }
+            None => {}
+        }
+    }
+}
+
+/// Whether a tail is behind, from its lag readings: behind after two readings in a row past the
+/// bound (one reading can catch a record that just arrived after an idle hour), current again
+/// under half the bound (so a lag hovering at the bound does not flap).
+#[derive(Debug, Default, Clone, Copy)]
+struct LagJudge {
+    behind: bool,
+    over: u32,
+}
+
+impl LagJudge {
+    /// Takes a reading; returns the new verdict when it changes (true: behind).
+    fn reading(&mut self, seconds: f64, max: f64) -> Option<bool> {
+        self.over = if seconds > max { self.over + 1 } else { 0 };
+        let behind = if self.behind { seconds >= max / 2.0 } else { self.over >= 2 };
+        (behind != self.behind).then(|| {
+            self.behind = behind;
+            behind
+        })
     }
 }
 
@@ -564,6 +639,20 @@ mod tests {
 
     fn trace_id(span: &Span) -> String {
         TraceHeaders::of(span).traceparent().expect("a context").split('-').nth(1).unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_tail_is_behind_after_two_readings_past_the_bound_and_current_again_under_half() {
+        let mut judge = LagJudge::default();
+        let verdicts: Vec<_> = [0.0, 31.0, 5.0, 31.0, 40.0, 29.0, 16.0, 31.0, 14.0, 31.0]
+            .iter()
+            .map(|&s| judge.reading(s, 30.0))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [None, None, None, None, Some(true), None, None, None, Some(false), None],
+            "one reading past the bound is not enough; between half and the bound nothing changes"
+        );
     }
 
     #[test]

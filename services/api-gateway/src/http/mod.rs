@@ -180,6 +180,15 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api(Duration::MAX, Duration::MAX).1
 }
 
+/// What the public listener answers while the gateway starts: `/health`, and 503 problem+json
+/// with `Retry-After` for everything else.
+pub(crate) fn starting(health: Health) -> Router {
+    Router::new()
+        .merge(health::liveness_router(health))
+        .fallback(|| async { ApiError::Starting })
+        .layer(middleware::map_response(security::headers))
+}
+
 /// The complete public router: `/health`, `/openapi.json` and `/docs` open to anyone,
 /// everything else (unknown paths included) behind authentication, the rate limit per
 /// principal and the concurrency limit ([`limits`]); CORS for the configured origins and the
@@ -216,4 +225,29 @@ pub(crate) fn router(
         .layer(security::cors(&config.cors_allowed_origins))
         .layer(middleware::from_fn(observe::observe))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, auth::API_KEY_HEADER, header::COOKIE]))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn while_starting_every_route_but_health_answers_503_with_retry_after() {
+        let starting = starting(Health::new("api-gateway"));
+        let health = starting.clone().oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        for path in ["/users", "/users/0190a5b6-0000-7000-8000-000000000000", "/imports", "/nowhere"] {
+            let answer = starting.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+            assert_eq!(answer.headers()[header::RETRY_AFTER], "1", "{path}");
+            assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/problem+json", "{path}");
+            let body: serde_json::Value =
+                serde_json::from_slice(&to_bytes(answer.into_body(), 1 << 16).await.unwrap()).unwrap();
+            assert_eq!(body["type"], "urn:problem:starting", "{path}: {body}");
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod other_clients;
+mod outage;
 mod state;
 mod support;
 mod traces;
