@@ -151,6 +151,24 @@ impl Exporter {
         Ok(())
     }
 
+    /// Marks the export of `request` failed for `reason` unless it finished: its request is
+    /// going to the dead letters.
+    pub(crate) async fn give_up(&self, request: &ExportRequest, reason: &platform::kafka::Poison) {
+        let status = self.book.get(request.export_id).unwrap_or_else(|| ExportStatus::queued(request));
+        if status.state.is_finished() {
+            return;
+        }
+        let failed = ExportStatus {
+            state: ExportState::Failed,
+            error: Some(format!("the export was given up: {}", reason.reason)),
+            ..status
+        };
+        tracing::warn!(export_id = %request.export_id, %reason, "export given up");
+        if let Err(error) = self.publish(&failed).await {
+            tracing::error!(export_id = %request.export_id, %error, "cannot mark the given-up export failed");
+        }
+    }
+
     /// Publishes `status` (never behind what was published before) and records it.
     pub(crate) async fn publish(&self, status: &ExportStatus) -> Result<(), HandleError> {
         let status = self.book.not_behind(status.clone());

@@ -110,6 +110,13 @@ impl Handler for ExportRequests {
         platform::trace::within(span, message, kafka::unless_shutdown(&self.shutdown, what, self.exporter.run(request)))
             .await
     }
+
+    /// An export whose request is dead-lettered ends `failed` with the reason, not `running`.
+    async fn given_up(&self, message: &Incoming, reason: &kafka::Poison) {
+        if let Ok(request) = self.requests.decode::<ExportRequest>(message).await {
+            self.exporter.give_up(&request, reason).await;
+        }
+    }
 }
 
 /// Expires export files older than `retention` and forgets exports finished more than

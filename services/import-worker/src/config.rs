@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "IMPORT_WORKER_PROGRESS_INTERVAL_MS", default_value_t = 500)]
     pub progress_interval_ms: u64,
 
+    /// An import with rows sent and no answer from user-service for this long ends `failed`
+    /// (user-service down or stuck), instead of waiting with no end.
+    #[arg(long, env = "IMPORT_WORKER_REPLY_TIMEOUT_SECS", default_value_t = 120)]
+    pub reply_timeout_secs: u64,
+
     #[command(flatten)]
     pub csv: CsvLimitsConfig,
 

@@ -37,6 +37,20 @@ pub(crate) struct Limits {
     pub(crate) csv: domain::import_file::Limits,
     pub(crate) max_in_flight_rows: usize,
     pub(crate) progress_interval: Duration,
+    /// Longest wait for user-service's next answer while rows are in flight.
+    pub(crate) reply_timeout: Duration,
+}
+
+/// Why an import cannot go on (it ends `failed` with this as its error).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(
+        "user-service did not answer for {} s; rows sent before may still be applied: import the file again in upsert mode once user-service runs",
+        .0.as_secs()
+    )]
+    NoAnswer(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -121,24 +135,31 @@ impl Importer {
         finished
     }
 
-    /// Reads, sends and tallies until every row is answered; `Some` if the file is unusable.
+    /// Reads, sends and tallies until every row is answered; `Some` if the file is unusable
+    /// or user-service stopped answering.
     async fn import_rows(
         &self,
         request: &ImportRequest,
         path: std::path::PathBuf,
         tally: &mut Tally,
         replies: &mut mpsc::UnboundedReceiver<Reply>,
-    ) -> Result<Option<FileError>, HandleError> {
+    ) -> Result<Option<Failure>, HandleError> {
         let (tx, mut rows) = mpsc::channel(2);
         reader::spawn(path, self.limits.chunk_rows, self.limits.csv, tx);
         let mut sends = FuturesUnordered::new();
         let mut ticker = tokio::time::interval(self.limits.progress_interval);
         let mut reading = true;
+        // Since the last answer, or since rows were sent with none in flight before.
+        let mut waiting_since = tokio::time::Instant::now();
         loop {
             if !reading && tally.in_flight.is_empty() && sends.is_empty() {
                 return Ok(None);
             }
+            if tally.in_flight.is_empty() {
+                waiting_since = tokio::time::Instant::now();
+            }
             let room = tally.in_flight_rows < self.limits.max_in_flight_rows;
+            let given_up_at = waiting_since + self.limits.reply_timeout;
             tokio::select! {
                 read = rows.recv(), if reading && room => match read {
                     Some(Read::Header(columns)) => {
@@ -153,11 +174,11 @@ impl Importer {
                             }
                         }
                     }
-                    Some(Read::Failed(error)) => return Ok(Some(error)),
+                    Some(Read::Failed(error)) => return Ok(Some(error.into())),
                     None => {
                         reading = false;
                         if tally.status.rows_read == 0 {
-                            return Ok(Some(FileError::NoRows));
+                            return Ok(Some(FileError::NoRows.into()));
                         }
                         if !tally.pending.is_empty() {
                             sends.push(self.send_batch(request, tally));
@@ -165,8 +186,16 @@ impl Importer {
                     }
                 },
                 Some(sent) = sends.next(), if !sends.is_empty() => sent?,
-                Some(reply) = replies.recv() => self.tally_reply(tally, reply),
+                Some(reply) = replies.recv() => {
+                    self.tally_reply(tally, reply);
+                    waiting_since = tokio::time::Instant::now();
+                }
                 _ = ticker.tick() => self.publish(&tally.status).await?,
+                () = tokio::time::sleep_until(given_up_at), if !tally.in_flight.is_empty() => {
+                    tracing::warn!(import_id = %request.import_id, in_flight_rows = tally.in_flight_rows,
+                        "no answer from user-service within the reply timeout");
+                    return Ok(Some(Failure::NoAnswer(self.limits.reply_timeout)));
+                }
             }
         }
     }
@@ -278,6 +307,25 @@ impl Importer {
         tracing::info!(%import_id, rows = status.rows_read, accepted = status.accepted, rejected = status.rejected,
             rows_per_second = status.rows_per_second(Timestamp::now()).unwrap_or_default() as u64, "import completed");
         Ok(())
+    }
+
+    /// Marks the import of `request` failed for `reason` unless it finished: its request is
+    /// going to the dead letters.
+    pub(crate) async fn give_up(&self, request: &ImportRequest, reason: &platform::kafka::Poison) {
+        let status = self.book.get(request.import_id).unwrap_or_else(|| ImportStatus::queued(request));
+        if status.state.is_finished() {
+            return;
+        }
+        let failed = ImportStatus {
+            state: ImportState::Failed,
+            finished_at: Some(Timestamp::now()),
+            error: Some(format!("the import was given up: {}", reason.reason)),
+            ..status
+        };
+        tracing::warn!(import_id = %request.import_id, %reason, "import given up");
+        if let Err(error) = self.publish(&failed).await {
+            tracing::error!(import_id = %request.import_id, %error, "cannot mark the given-up import failed");
+        }
     }
 
     async fn fail(&self, tally: &mut Tally, error: String) -> Result<(), HandleError> {

@@ -74,6 +74,7 @@ impl Service for Application {
                 csv: config.csv.limits(),
                 max_in_flight_rows: config.max_in_flight_rows.max(config.batch_rows),
                 progress_interval: Duration::from_millis(config.progress_interval_ms.max(50)),
+                reply_timeout: Duration::from_secs(config.reply_timeout_secs.max(1)),
             },
         };
         Ok(Self { base, config, importer })
@@ -136,5 +137,12 @@ impl Handler for ImportRequests {
         let span = tracing::info_span!("import", import_id = %request.import_id, trace_id = tracing::field::Empty);
         platform::trace::within(span, message, kafka::unless_shutdown(&self.shutdown, what, self.importer.run(request)))
             .await
+    }
+
+    /// An import whose request is dead-lettered ends `failed` with the reason, not `running`.
+    async fn given_up(&self, message: &Incoming, reason: &kafka::Poison) {
+        if let Ok(request) = self.requests.decode::<ImportRequest>(message).await {
+            self.importer.give_up(&request, reason).await;
+        }
     }
 }

@@ -79,6 +79,12 @@ pub struct Options {
     pub export_worker: bool,
     /// How long the workers keep finished jobs (their defaults if not set).
     pub job_retention: Option<Duration>,
+    /// How long the import worker waits for user-service's next answer (its default if not set).
+    pub import_reply_timeout: Option<Duration>,
+    /// The export worker's wait for its projection to reach a request's positions, and its
+    /// retry budget (their defaults if not set).
+    pub export_catch_up_timeout: Option<Duration>,
+    pub export_retry_attempts: Option<u32>,
     /// The HS256 secret the system's gateways verify tokens with, fresh per system.
     pub jwt_secret: String,
     /// The gateways' limits: the defaults, without the rate limit (tests call fast).
@@ -99,6 +105,9 @@ impl Default for Options {
             import_worker: false,
             export_worker: false,
             job_retention: None,
+            import_reply_timeout: None,
+            export_catch_up_timeout: None,
+            export_retry_attempts: None,
             jwt_secret: auth::dev::random_secret().expect("random bytes"),
             limits: api_gateway::config::LimitsConfig {
                 rate_limit_per_second: 0,
@@ -384,6 +393,9 @@ async fn start_import_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     if let Some(keep) = options.job_retention {
         config.job_retention_secs = keep.as_secs();
     }
+    if let Some(timeout) = options.import_reply_timeout {
+        config.reply_timeout_secs = timeout.as_secs();
+    }
     run(build::<import_worker::Application>(config).await)
 }
 
@@ -394,6 +406,12 @@ async fn start_export_worker(topics: &TopicsConfig, options: &Options) -> Runnin
     config.consumer_group = format!("{}-worker", topics.export_requests);
     config.blobs.dir = options.blob_dir.clone();
     config.progress_interval_ms = 100;
+    if let Some(timeout) = options.export_catch_up_timeout {
+        config.catch_up_timeout_ms = timeout.as_millis() as u64;
+    }
+    if let Some(attempts) = options.export_retry_attempts {
+        config.common.kafka.consumer_retry_attempts = attempts;
+    }
     run(build::<export_worker::Application>(config).await)
 }
 

@@ -80,13 +80,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a handler could not apply a message. The typed errors of decoding and publishing
 /// (`platform::topic::DecodeError`, `PublishError`, [`super::ProduceError`]) convert into it,
-/// each deciding by its type which of the two it is.
+/// each deciding by its type which of the three it is.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// Worth trying again (a dependency is down): the same message is retried with backoff and
-    /// its offset is not stored meanwhile.
+    /// Failed because of the message, perhaps not for good (a projection not caught up with
+    /// it yet, a file it names not writable): retried with backoff and jitter, its offset not
+    /// stored, up to the consumer's retry budget (`CONSUMER_RETRY_ATTEMPTS` tries:
+    /// [`KafkaConfig::consumer_retry_attempts`]); then
+    /// dead-lettered as `retries_exhausted` and the partition moves on.
     #[error("retryable: {0}")]
     Retryable(#[source] BoxError),
+    /// A dependency is down (Kafka, the registry): not the message's fault. Retried with
+    /// backoff for as long as it takes, never dead-lettered; the partition waits meanwhile.
+    #[error("unavailable: {0}")]
+    Unavailable(#[source] BoxError),
     /// Can never succeed (undecodable, violates the contract): the message goes to the
     /// dead-letter topic with this reason and the partition moves on.
     #[error("permanent: {0}")]
@@ -98,24 +105,38 @@ impl HandleError {
         Self::Retryable(error.into())
     }
 
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
     pub fn permanent(error: impl Into<BoxError>) -> Self {
         Self::Permanent(error.into())
     }
 
+    /// Whether the message is tried again (within the budget or not).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable(_))
+        matches!(self, Self::Retryable(_) | Self::Unavailable(_))
     }
 }
 
 impl From<super::ProduceError> for HandleError {
+    /// A produce that may succeed later failed for want of a broker: an outage.
     fn from(error: super::ProduceError) -> Self {
-        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+        if error.is_retryable() { Self::unavailable(error) } else { Self::permanent(error) }
     }
 }
 
 /// Applies one message. Must be idempotent: after a crash the same message can come again.
 pub trait Handler: Send + Sync {
     fn handle(&self, message: &Incoming) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Called before `message` goes to the dead-letter topic (it failed for good, or spent its
+    /// retry budget): what must still be said about it, such as a job marked failed. Best
+    /// effort: the message is dead-lettered whatever happens here.
+    fn given_up(&self, message: &Incoming, reason: &Poison) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason);
+        async {}
+    }
 }
 
 /// Runs a long job (an import, an export) for a handler, but gives it up when `shutdown`
@@ -130,7 +151,7 @@ pub async fn unless_shutdown(
         result = job => result,
         () = shutdown.wait() => {
             tracing::info!(job = %what, "interrupted by shutdown; it runs again after restart");
-            Err(HandleError::retryable("shutting down"))
+            Err(HandleError::unavailable("shutting down"))
         }
     }
 }
@@ -143,6 +164,12 @@ pub trait BatchHandler: Send + Sync {
     /// One outcome per message: a permanent error sends that message to the dead-letter topic.
     /// A retryable error, for the batch or for any message, retries the whole batch.
     fn handle_batch(&self, batch: &[Incoming]) -> impl Future<Output = BatchOutcome> + Send;
+
+    /// See [`Handler::given_up`].
+    fn given_up(&self, message: &Incoming, reason: &Poison) -> impl Future<Output = ()> + Send {
+        let _ = (message, reason);
+        async {}
+    }
 }
 
 /// A [`Handler`] as a batch handler of batches of one.
@@ -156,6 +183,10 @@ impl<H: Handler> BatchHandler for One<'_, H> {
         }
         Ok(outcomes)
     }
+
+    fn given_up(&self, message: &Incoming, reason: &Poison) -> impl Future<Output = ()> + Send {
+        self.0.given_up(message, reason)
+    }
 }
 
 /// What to consume and where poison messages go.
@@ -164,7 +195,9 @@ pub struct ConsumerSettings {
     pub group_id: String,
     pub topics: Vec<String>,
     pub dead_letter_topic: String,
-    /// First delay before retrying a retryable failure; doubles up to `max_retry_backoff`.
+    /// First delay before retrying a retryable failure; doubles up to `max_retry_backoff`
+    /// (each wait drawn between half and all of it: members failing together do not retry in
+    /// step).
     pub retry_backoff: Duration,
     pub max_retry_backoff: Duration,
     /// Longest a handler may take before the group considers this member gone.
@@ -200,6 +233,8 @@ pub struct Consumer {
     pub(super) inner: StreamConsumer<CommitOnRevoke>,
     pub(super) dead_letters: Producer,
     pub(super) settings: ConsumerSettings,
+    /// Tries of a message failing [`HandleError::Retryable`] before it is dead-lettered.
+    retry_attempts: u32,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -240,7 +275,7 @@ impl Consumer {
             .create_with_context(CommitOnRevoke { group: settings.group_id.clone() })?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         inner.subscribe(&topics)?;
-        Ok(Self { inner, dead_letters, settings })
+        Ok(Self { inner, dead_letters, settings, retry_attempts: config.consumer_retry_attempts.max(1) })
     }
 
     /// Consumes one message at a time until `shutdown`, then commits what was processed. A
@@ -332,23 +367,25 @@ impl Consumer {
     }
 
     /// Runs the handler until the batch is applied and its poison messages dead-lettered
-    /// (true), or shutdown interrupts a retry (false, no offset stored).
+    /// (true), or shutdown interrupts a retry (false, no offset stored). A batch whose retry
+    /// budget is spent is taken apart: each message is tried alone, with a budget of its own,
+    /// so only the one at fault is dead-lettered.
     async fn process<B: BatchHandler>(&self, handler: &B, batch: &[Incoming], shutdown: &Shutdown) -> bool {
-        let mut backoff = self.settings.retry_backoff;
-        let reasons = loop {
-            match attempt(handler, batch).await {
-                Ok(reasons) => break reasons,
-                Err(error) => {
-                    let first = &batch[0];
-                    tracing::warn!(group = %self.settings.group_id, topic = %first.topic,
-                        partition = first.partition, offset = first.offset, messages = batch.len(), %error,
-                        retry_in_ms = backoff.as_millis() as u64, "handler failed; will retry");
-                    metrics::counter!("kafka_handler_retries_total", "topic" => first.topic.clone()).increment(1);
-                    if !wait(shutdown, &mut backoff, self.settings.max_retry_backoff).await {
-                        return false;
+        let reasons = match self.settle(handler, batch, shutdown).await {
+            Settled::Done(reasons) => reasons,
+            Settled::Interrupted => return false,
+            Settled::Exhausted(_) if batch.len() > 1 => {
+                let mut reasons = Vec::with_capacity(batch.len());
+                for message in batch {
+                    match self.settle(handler, std::slice::from_ref(message), shutdown).await {
+                        Settled::Done(mut reason) => reasons.append(&mut reason),
+                        Settled::Exhausted(poison) => reasons.push(Some(poison)),
+                        Settled::Interrupted => return false,
                     }
                 }
+                reasons
             }
+            Settled::Exhausted(poison) => vec![Some(poison)],
         };
         for (message, reason) in batch.iter().zip(reasons) {
             match reason {
@@ -357,6 +394,7 @@ impl Consumer {
                         .increment(1);
                 }
                 Some(reason) => {
+                    handler.given_up(message, &reason).await;
                     if !self.dead_letter(message, &reason, shutdown).await {
                         return false;
                     }
@@ -364,6 +402,35 @@ impl Consumer {
             }
         }
         true
+    }
+
+    /// Tries `batch` until it is applied, shutdown comes, or its retry budget is spent.
+    async fn settle<B: BatchHandler>(&self, handler: &B, batch: &[Incoming], shutdown: &Shutdown) -> Settled {
+        let mut backoff = self.settings.retry_backoff;
+        let mut failures = 0;
+        loop {
+            let error = match attempt(handler, batch).await {
+                Ok(reasons) => return Settled::Done(reasons),
+                Err(error) => error,
+            };
+            let first = &batch[0];
+            if let HandleError::Retryable(cause) = &error {
+                failures += 1;
+                if failures >= self.retry_attempts {
+                    tracing::warn!(group = %self.settings.group_id, topic = %first.topic, partition = first.partition,
+                        offset = first.offset, messages = batch.len(), %error, attempts = failures,
+                        "retry budget spent");
+                    return Settled::Exhausted(Poison::exhausted(cause.as_ref(), failures));
+                }
+            }
+            tracing::warn!(group = %self.settings.group_id, topic = %first.topic,
+                partition = first.partition, offset = first.offset, messages = batch.len(), %error,
+                retry_in_ms = backoff.as_millis() as u64, "handler failed; will retry");
+            metrics::counter!("kafka_handler_retries_total", "topic" => first.topic.clone()).increment(1);
+            if !wait(shutdown, &mut backoff, self.settings.max_retry_backoff).await {
+                return Settled::Interrupted;
+            }
+        }
     }
 
     async fn dead_letter(&self, message: &Incoming, reason: &Poison, shutdown: &Shutdown) -> bool {
@@ -403,6 +470,16 @@ impl Consumer {
     }
 }
 
+/// How trying a batch ended.
+enum Settled {
+    /// Per message, `None` once applied or the reason it goes to the dead letters.
+    Done(Vec<Option<Poison>>),
+    /// The retry budget is spent, for this reason.
+    Exhausted(Poison),
+    /// Shutdown came during a retry's wait.
+    Interrupted,
+}
+
 /// One try at a batch: per message, `None` once applied or the reason it goes to the dead
 /// letters; `Err` if anything is worth trying again.
 async fn attempt<B: BatchHandler>(handler: &B, batch: &[Incoming]) -> Result<Vec<Option<Poison>>, HandleError> {
@@ -427,14 +504,21 @@ pub(super) fn reasons(outcome: BatchOutcome, messages: usize) -> Result<Vec<Opti
     }
 }
 
-/// Sleeps for `backoff` (then doubles it up to `max`); false if shutdown came first.
+/// Sleeps for between half of `backoff` and all of it (then doubles it up to `max`); false if
+/// shutdown came first.
 pub(super) async fn wait(shutdown: &Shutdown, backoff: &mut Duration, max: Duration) -> bool {
-    let delay = *backoff;
+    let delay = jittered(*backoff);
     *backoff = (*backoff * 2).min(max);
     tokio::select! {
         () = shutdown.wait() => false,
         () = tokio::time::sleep(delay) => true,
     }
+}
+
+/// A delay drawn uniformly between half of `backoff` and all of it.
+fn jittered(backoff: Duration) -> Duration {
+    let unit = getrandom::u64().map_or(0.5, |bits| (bits >> 11) as f64 / (1u64 << 53) as f64);
+    backoff.mul_f64(0.5 + unit / 2.0)
 }
 
 fn is_no_offset(error: &KafkaError) -> bool {
@@ -549,6 +633,6 @@ mod tests {
         });
         let endless = std::future::pending::<Result<(), HandleError>>();
         let result = tokio::time::timeout(Duration::from_secs(5), unless_shutdown(&shutdown, "endless", endless)).await;
-        assert!(matches!(result, Ok(Err(HandleError::Retryable(_)))), "given up as retryable: not committed");
+        assert!(matches!(result, Ok(Err(HandleError::Unavailable(_)))), "given up as unavailable: not committed");
     }
 }

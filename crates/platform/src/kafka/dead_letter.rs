@@ -29,7 +29,7 @@ pub struct Poison {
 
 impl Poison {
     /// The codes: what kind of record it is, not which one.
-    pub const CODES: [&'static str; 9] = [
+    pub const CODES: [&'static str; 10] = [
         "no_value",
         "not_avro",
         "unknown_schema",
@@ -39,7 +39,13 @@ impl Poison {
         "unencodable",
         "produce_refused",
         "rejected",
+        "retries_exhausted",
     ];
+
+    /// Given up on after `attempts` tries failing with `error` ([`super::HandleError::Retryable`]).
+    pub fn exhausted(error: &(dyn std::error::Error + Send + Sync + 'static), attempts: u32) -> Self {
+        Self { code: "retries_exhausted", reason: format!("gave up after {attempts} attempts: {error}") }
+    }
 
     pub fn of(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Self {
         use crate::topic::{DecodeError, PublishError};

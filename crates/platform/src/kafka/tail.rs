@@ -395,7 +395,7 @@ impl Tail {
                     let poison = Poison::of(reason.as_ref());
                     return self.dead_letter(message, &poison, shutdown).instrument(span.clone()).await;
                 }
-                Err(HandleError::Retryable(error)) => {
+                Err(HandleError::Retryable(error) | HandleError::Unavailable(error)) => {
                     span.in_scope(
                         || tracing::warn!(topic = %self.topic, %error, "cannot apply a record yet; will retry"),
                     );

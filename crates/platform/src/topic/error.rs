@@ -64,15 +64,16 @@ impl PublishError {
     }
 }
 
+/// A registry or a broker that may answer later is an outage, not the record's fault.
 impl From<DecodeError> for HandleError {
     fn from(error: DecodeError) -> Self {
-        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+        if error.is_retryable() { Self::unavailable(error) } else { Self::permanent(error) }
     }
 }
 
 impl From<PublishError> for HandleError {
     fn from(error: PublishError) -> Self {
-        if error.is_retryable() { Self::retryable(error) } else { Self::permanent(error) }
+        if error.is_retryable() { Self::unavailable(error) } else { Self::permanent(error) }
     }
 }
 
@@ -91,6 +92,7 @@ mod tests {
             source: RegistryError::Refused { what: "find".into(), status: 404, code: 40403, message: "no".into() },
         };
         assert!(outage.is_retryable());
+        assert!(matches!(HandleError::from(outage), HandleError::Unavailable(_)), "never dead-lettered");
         for permanent in [unknown, DecodeError::NotConfluent, DecodeError::Contract(MappingError::new("version", "-1"))]
         {
             assert!(!permanent.is_retryable(), "{permanent}");

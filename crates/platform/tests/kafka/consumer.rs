@@ -1,5 +1,7 @@
 use platform::kafka::dead_letter_headers as dlq;
 
+use platform::kafka::Record;
+
 use crate::helpers::{Action, Fixture, Recorder, payloads, wait_for};
 
 #[tokio::test]
@@ -108,4 +110,97 @@ async fn a_retryable_failure_is_retried_in_place_until_it_succeeds() {
     wait_for(&log, 4).await;
     running.stop().await;
     assert_eq!(payloads(&log), ["flaky", "flaky", "flaky", "next"], "order kept, nothing skipped");
+}
+
+#[tokio::test]
+async fn a_message_failing_past_its_retry_budget_is_dead_lettered_and_the_partition_moves_on() {
+    let mut fx = Fixture::new().await;
+    fx.kafka.consumer_retry_attempts = 3;
+    fx.produce(&["before", "stuck", "after"]).await;
+    let recorder = Recorder::new(|m, _| match m.payload.as_deref() {
+        Some(b"stuck") => Action::FailRetryably,
+        _ => Action::Apply,
+    });
+    let log = recorder.log();
+    let running = fx.consume(recorder);
+    wait_for(&log, 5).await;
+    assert_eq!(payloads(&log), ["before", "stuck", "stuck", "stuck", "after"], "three tries, then on");
+
+    let (reader, dead) = fx.read_dead_letters();
+    let letters = wait_for(&dead, 1).await;
+    reader.stop().await;
+    running.stop().await;
+    let letter = &letters[0];
+    assert_eq!(letter.payload.as_deref(), Some(&b"stuck"[..]));
+    assert_eq!(letter.header(dlq::REASON_CODE), Some(&b"retries_exhausted"[..]));
+    let reason = String::from_utf8_lossy(letter.header(dlq::ERROR).unwrap_or_default()).into_owned();
+    assert_eq!(reason, "gave up after 3 attempts: the file is not there yet");
+    assert_eq!(letter.header(dlq::ORIGINAL_OFFSET), Some(&b"1"[..]));
+}
+
+#[tokio::test]
+async fn an_outage_is_waited_out_past_the_retry_budget_and_never_dead_lettered() {
+    let mut fx = Fixture::new().await;
+    fx.kafka.consumer_retry_attempts = 2;
+    fx.produce(&["during the outage", "next"]).await;
+    let recorder = Recorder::new(|m, attempt| match m.payload.as_deref() {
+        Some(b"during the outage") if attempt <= 4 => Action::FailUnavailable,
+        _ => Action::Apply,
+    });
+    let log = recorder.log();
+    let running = fx.consume(recorder);
+    wait_for(&log, 6).await;
+    running.stop().await;
+    assert_eq!(payloads(&log)[4..], ["during the outage", "next"], "applied once the outage ended, in order");
+
+    // A dead letter for it would have been written before "next" was handled: the first
+    // record of the dead-letter topic must be this marker, written after.
+    fx.producer.send(Record::new(&fx.dead_letters, b"marker")).await.unwrap();
+    let (reader, dead) = fx.read_dead_letters();
+    let letters = wait_for(&dead, 1).await;
+    reader.stop().await;
+    assert_eq!(letters[0].payload.as_deref(), Some(&b"marker"[..]), "nothing was dead-lettered");
+}
+
+/// Fails every batch holding `stuck` (retryably); records what it applied.
+struct Batches(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl platform::kafka::BatchHandler for Batches {
+    async fn handle_batch(&self, batch: &[platform::kafka::Incoming]) -> platform::kafka::BatchOutcome {
+        let texts: Vec<String> =
+            batch.iter().map(|m| String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default()).into()).collect();
+        if texts.iter().any(|t| t == "stuck") {
+            return Err(platform::kafka::HandleError::retryable("the file is not there yet"));
+        }
+        self.0.lock().unwrap().extend(texts);
+        Ok(batch.iter().map(|_| Ok(())).collect())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_past_its_retry_budget_is_taken_apart_and_only_the_message_at_fault_is_dead_lettered() {
+    let mut fx = Fixture::new().await;
+    fx.kafka.consumer_retry_attempts = 2;
+    fx.produce(&["a", "stuck", "b"]).await;
+    let applied = std::sync::Arc::default();
+    let handler = Batches(std::sync::Arc::clone(&applied));
+    let settings = platform::kafka::ConsumerSettings::new(&fx.group, &[&fx.topic], &fx.dead_letters);
+    let consumer = platform::kafka::Consumer::new(&fx.kafka, settings, fx.producer.clone()).unwrap();
+    let shutdown = platform::Shutdown::new();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { consumer.run_batches(&handler, 10, stop).await });
+
+    let (reader, dead) = fx.read_dead_letters();
+    let letters = wait_for(&dead, 1).await;
+    reader.stop().await;
+    platform::testing::eventually("a and b applied", std::time::Duration::from_secs(30), || async {
+        (applied.lock().unwrap().len() >= 2).then_some(())
+    })
+    .await;
+    shutdown.trigger();
+    task.await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].payload.as_deref(), Some(&b"stuck"[..]));
+    assert_eq!(letters[0].header(dlq::REASON_CODE), Some(&b"retries_exhausted"[..]));
+    assert_eq!(*applied.lock().unwrap(), ["a", "b"], "the others applied, in order");
 }

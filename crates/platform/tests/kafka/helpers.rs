@@ -15,6 +15,8 @@ pub(crate) enum Action {
     Apply,
     FailPermanently,
     FailRetryably,
+    /// Fails as a dependency outage would.
+    FailUnavailable,
     /// Never returns: the process "dies" while applying it, before its offset is stored.
     Hang,
 }
@@ -53,7 +55,8 @@ impl Handler for Recorder {
         match (self.decide)(message, attempts) {
             Action::Apply => Ok(()),
             Action::FailPermanently => Err(HandleError::permanent("payload is poison")),
-            Action::FailRetryably => Err(HandleError::retryable("dependency unavailable")),
+            Action::FailRetryably => Err(HandleError::retryable("the file is not there yet")),
+            Action::FailUnavailable => Err(HandleError::unavailable("the registry does not answer")),
             Action::Hang => std::future::pending().await,
         }
     }

@@ -223,3 +223,43 @@ async fn old_export_files_expire() {
     assert!(worker.wait_exit(Duration::from_secs(30)).await.status.success());
     system.stop().await;
 }
+
+/// A request the worker can never satisfy (positions its projection will not reach: another
+/// client wrote it wrong) spends its retry budget, goes to the dead letters, and the export ends
+/// `failed` with the reason, not `queued` for ever.
+#[tokio::test]
+async fn an_export_request_that_spends_its_retry_budget_ends_failed_with_the_reason() {
+    let options = Options {
+        export_catch_up_timeout: Some(Duration::from_millis(100)),
+        export_retry_attempts: Some(2),
+        ..with_workers()
+    };
+    let system = TestSystem::start_with(options).await;
+    let topics = system.bound_topics().await;
+    let producer = platform::kafka::Producer::new(&platform::testing::kafka().await, "test").unwrap();
+    let export_id = uuid::Uuid::now_v7();
+    let request = domain::export::ExportRequest {
+        export_id,
+        filter: domain::export::ExportFilter::default(),
+        columns: domain::export::Column::DEFAULT.to_vec(),
+        positions: vec![domain::reply::EventPosition { partition: 0, offset: 1_000_000_000 }],
+        requested_at: Timestamp::now(),
+        principal: None,
+        request_digest: None,
+    };
+    topics.export_requests.publish(&producer, export_id.to_string().as_bytes(), request).await.unwrap();
+
+    // Unknown to the gateway until the worker says something about it: that it failed.
+    let last = platform::testing::eventually("the export to fail", Duration::from_secs(30), || async {
+        let answer = system.call(Method::GET, &format!("/exports/{export_id}"), None).await;
+        (answer.status == StatusCode::OK && answer.body["status"] != "queued").then_some(answer.body)
+    })
+    .await;
+    assert_eq!(last["status"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the export was given up: gave up after 2 attempts: the projection has not reached"),
+        "{last}"
+    );
+    system.stop().await;
+}

@@ -163,3 +163,17 @@ async fn a_finished_import_is_forgotten_after_its_retention_even_by_a_restarted_
     assert_eq!(found.body["items"].as_array().unwrap().len(), 1, "the user stays, only the job is forgotten");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_import_whose_user_service_never_answers_ends_failed_within_its_bound() {
+    let options = Options { import_reply_timeout: Some(Duration::from_secs(2)), ..with_worker() };
+    let mut system = TestSystem::start_with(options).await;
+    system.stop_user_service().await;
+    let id = upload(&system, b"name,email\nAda,ada@example.com\nGrace,grace@example.com\n", None).await;
+    let statuses = wait_import(&system, &id, Duration::from_secs(30)).await;
+    let last = statuses.last().expect("a status");
+    assert_eq!(last["status"], "failed", "{last}");
+    let error = last["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("user-service did not answer for 2 s"), "{last}");
+    system.stop().await;
+}
