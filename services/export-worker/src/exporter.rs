@@ -249,8 +249,8 @@ fn write_export(
         chunks.iter().try_for_each(|chunk| write(chunk))?;
         progress.rows.fetch_add(rows as u64, Ordering::Relaxed);
     }
-    file.sync_all().map_err(|e| format!("cannot sync {}: {e}", staging.display()))?;
     drop(file);
+    // Durable (bytes and directory entries) before the status points to it.
     blobs.commit(name).map_err(|e| e.to_string())?;
     let sha256 = format!("{:x}", hasher.finalize());
     let write = started.elapsed() - snapshotted;

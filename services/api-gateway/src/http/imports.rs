@@ -268,9 +268,14 @@ async fn store(
     if let Some(start) = prefix {
         check_start(&start, true, limits)?;
     }
-    file.sync_all().await.map_err(write_error)?;
+    file.flush().await.map_err(write_error)?;
     drop(file);
-    blobs.commit(name).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Durable (bytes and directory entries) before the import request points to it.
+    let (blobs, name) = (blobs.clone(), name.to_owned());
+    tokio::task::spawn_blocking(move || blobs.commit(&name))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(size)
 }
 
