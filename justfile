@@ -44,6 +44,12 @@ kafka tool *args:
 topics:
     cargo run --quiet -p platform --bin topics
 
+# What is on the dead-letter topic (`just dlq list [--entries]`), grouped by original topic and
+# reason; `just dlq replay <topic>` re-publishes that topic's entries once, refused for
+# users.events and users.state
+dlq *args:
+    cargo run --quiet -p platform --bin dlq -- {{args}}
+
 # Compare the users projections of the running services (user-service, gateway, export-worker):
 # waits for equal positions, prints the digests side by side, fails unless they agree
 digests *args:

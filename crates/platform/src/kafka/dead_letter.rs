@@ -77,6 +77,12 @@ impl std::fmt::Display for Poison {
     }
 }
 
+/// Now, in milliseconds since the Unix epoch, as a header value.
+pub(crate) fn now_ms() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map(|d| d.as_millis()).unwrap_or_default().to_string()
+}
+
 /// The header values, rendered once so the record can borrow them.
 #[derive(Debug)]
 pub(crate) struct DeadLetter {
@@ -91,16 +97,12 @@ impl DeadLetter {
     /// Counts it in `dead_letters_total{topic, reason}` (the original topic, the code).
     pub(crate) fn new(message: &Incoming, poison: &Poison) -> Self {
         metrics::counter!("dead_letters_total", "topic" => message.topic.clone(), "reason" => poison.code).increment(1);
-        let failed_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
         Self {
             code: poison.code,
             reason: poison.reason.clone(),
             partition: message.partition.to_string(),
             offset: message.offset.to_string(),
-            failed_at: failed_at.to_string(),
+            failed_at: now_ms(),
         }
     }
 

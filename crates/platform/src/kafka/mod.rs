@@ -4,6 +4,7 @@
 
 mod consumer;
 mod dead_letter;
+pub mod dlq;
 mod exactly_once;
 mod producer;
 mod replay;

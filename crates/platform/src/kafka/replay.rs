@@ -42,6 +42,10 @@ fn read_to_end<F: FnMut(Incoming)>(
     mut apply: F,
 ) -> Result<u64, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    // A topic that does not exist is an error, not an empty topic.
+    if let Some(error) = metadata.topics().iter().find_map(|t| t.error()) {
+        return Err(KafkaError::MetadataFetch(error.into()));
+    }
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
