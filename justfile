@@ -81,6 +81,13 @@ test *args:
 test-slow:
     USER_SERVICE_CRASH_ROWS=200000 deploy/run-tests.sh -p system-tests --test system user_service_crash
 
+# The fault suite: every fault under load on a three-node cluster of its own (release builds),
+# one line per fault; fails if a write was lost or applied twice. `just chaos --quick` is the
+# short version `just test` runs; `--faults kill-registry,pause-broker` picks some
+chaos *args:
+    cargo build --release --quiet -p system-tests --bins -p schema-registry
+    SCHEMA_REGISTRY_BIN=target/release/schema-registry target/release/chaos {{ args }}
+
 # Measure the system end to end against its ceilings and write BENCHMARKS.md (release builds, fresh Kafka on ports of its own), e.g. `just bench --quick`
 bench *args:
     cargo build --release --quiet --bins

@@ -4,6 +4,8 @@
 //! themselves are in `tests/system/`; `src/bin/service.rs` runs any service as a process of its
 //! own, for the tests that kill one.
 
+pub mod chaos;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! driven through the public HTTP API and the topics as other clients would.
 
 mod auth;
+mod chaos;
 mod compose;
 mod consistency;
 mod dead_letters;
