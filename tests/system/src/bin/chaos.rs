@@ -57,11 +57,28 @@ async fn main() -> ExitCode {
         plan.import_rows
     );
     let started = Instant::now();
-    let reports = match chaos::run(&launcher, &plan).await {
-        Ok(reports) => reports,
-        Err(error) => {
-            eprintln!("chaos: {error:#}");
-            return ExitCode::FAILURE;
+    // Ctrl-C or SIGTERM drops the run: its stack stops (see `Stack`'s `Drop`).
+    let stopped = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async move {
+            match term.as_mut() {
+                Some(term) => term.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term => {} }
+    };
+    let reports = tokio::select! {
+        outcome = chaos::run(&launcher, &plan) => match outcome {
+            Ok(reports) => reports,
+            Err(error) => {
+                eprintln!("chaos: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        () = stopped => {
+            eprintln!("chaos: interrupted; the cluster and the registry are stopped");
+            return ExitCode::from(130);
         }
     };
     let failures: Vec<String> = reports.iter().flat_map(chaos::Report::failures).collect();

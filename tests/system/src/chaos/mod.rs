@@ -226,6 +226,8 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         tokio::time::sleep(plan.before).await;
 
         let (target, recovery) = inject(stack, fault, plan, &http, &token).await?;
+        let exited = stack.exited();
+        anyhow::ensure!(exited.is_empty(), "after {}: {}", fault.name(), exited.join("\n"));
         tokio::time::sleep(plan.after).await;
 
         // The checks, with the load paused: every write in hand finishes (or gives up).

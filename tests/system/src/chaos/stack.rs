@@ -184,6 +184,20 @@ impl Stack {
         self.spawn(service);
     }
 
+    /// The services that exited, each with its last log lines: what to show when one is not
+    /// ready.
+    pub fn exited(&mut self) -> Vec<String> {
+        let mut exited = Vec::new();
+        for (service, process) in &mut self.processes {
+            if !process.is_running() {
+                let logs = process.logs();
+                let last = logs.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n  ");
+                exited.push(format!("{service} exited; its last log lines:\n  {last}"));
+            }
+        }
+        exited
+    }
+
     /// Waits until every service's `/ready` answers 200.
     pub async fn all_ready(&self, within: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -245,12 +259,19 @@ impl Stack {
         done.ok_or_else(|| anyhow::anyhow!("partitions still under-replicated after {within:?}"))
     }
 
-    /// Stops the services (SIGTERM), the registry and the cluster, and removes the data.
+    /// Stops the services (SIGTERM), then the registry and the cluster (see `Drop`).
     pub async fn stop(mut self) {
         for (_, process) in self.processes.drain() {
             process.terminate();
             let _ = tokio::time::timeout(Duration::from_secs(60), process.wait_exit(Duration::from_secs(60))).await;
         }
+    }
+}
+
+/// However the run ends (its end, an error, a panic, Ctrl-C dropping it), the registry and the
+/// cluster stop and their data goes; the services die with their `Binary` (kill on drop).
+impl Drop for Stack {
+    fn drop(&mut self) {
         let _ = self.registry(&["stop"]);
         let _ = self.kafka(&["stop", "--cluster"]);
         let _ = std::fs::remove_dir_all(&self.dir);
