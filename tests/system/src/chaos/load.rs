@@ -4,7 +4,7 @@
 //! under its key until it gets one, so every write either has its outcome or is reported
 //! unresolved. Every write is written down with the phase it started in.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,16 +51,30 @@ pub struct Record {
     pub waited: Duration,
 }
 
+/// Whether clients may start a new user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// Between phases, for the checks: the writes in hand finish, no new user starts.
+    Paused,
+    Stopped,
+}
+
 /// What the clients share with the conductor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
     pub phase: AtomicUsize,
-    /// Clients start no new user while paused (between phases, for the checks).
-    pub paused: AtomicBool,
-    pub stopped: AtomicBool,
+    pub gate: tokio::sync::watch::Sender<Gate>,
     /// Clients in the middle of a user's writes.
     pub busy: AtomicUsize,
     pub ledger: Mutex<Vec<Record>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let (gate, _) = tokio::sync::watch::channel(Gate::Open);
+        Self { phase: AtomicUsize::new(0), gate, busy: AtomicUsize::new(0), ledger: Mutex::default() }
+    }
 }
 
 impl Shared {
@@ -87,11 +101,10 @@ impl Client {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a client");
         let mut next = tokio::time::Instant::now();
         for user in 0.. {
-            while self.shared.paused.load(Ordering::SeqCst) && !self.shared.stopped.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if self.shared.stopped.load(Ordering::SeqCst) {
-                return;
+            let mut gate = self.shared.gate.subscribe();
+            match gate.wait_for(|gate| *gate != Gate::Paused).await.map(|gate| *gate) {
+                Ok(Gate::Open) => {}
+                _ => return,
             }
             self.shared.busy.fetch_add(1, Ordering::SeqCst);
             let email = format!("c{}-u{user}-{}@chaos.test", self.id, Uuid::now_v7().simple());
@@ -165,6 +178,7 @@ impl Client {
                     _ => {}
                 }
             }
+            // The client's retry policy (a careful client backs off), not a wait in a test.
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }

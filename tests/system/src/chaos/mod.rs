@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use platform::testing::poll;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub use stack::Stack;
 
-use load::{Client, Shared};
+use load::{Client, Gate, Shared};
 use verify::{Applied, Tally};
 
 /// One fault, injected while the load runs.
@@ -167,24 +168,6 @@ impl Report {
     }
 }
 
-/// Polls `probe` every 100 ms until it returns `Some`, or `None` after `within`.
-pub async fn wait_until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = probe().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Runs `plan` on a fresh stack whose services `launcher` starts (`src/bin/service.rs`),
 /// printing each fault's row as it completes.
 pub async fn run(launcher: &Path, plan: &Plan) -> anyhow::Result<Vec<Report>> {
@@ -219,7 +202,7 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
     println!("{}", header());
     for (phase, &fault) in plan.faults.iter().enumerate() {
         shared.phase.store(phase, Ordering::SeqCst);
-        shared.paused.store(false, Ordering::SeqCst);
+        shared.gate.send_replace(Gate::Open);
         let emails: Vec<String> =
             (0..plan.import_rows).map(|i| format!("imp{phase}-{i}-{run_id}@chaos.test")).collect();
         let import = start_import(&http, &stack.api, &token, &emails).await;
@@ -231,11 +214,9 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         tokio::time::sleep(plan.after).await;
 
         // The checks, with the load paused: every write in hand finishes (or gives up).
-        shared.paused.store(true, Ordering::SeqCst);
-        wait_until(patience + Duration::from_secs(30), || async {
-            (shared.busy.load(Ordering::SeqCst) == 0).then_some(())
-        })
-        .await;
+        shared.gate.send_replace(Gate::Paused);
+        poll(patience + Duration::from_secs(30), || async { (shared.busy.load(Ordering::SeqCst) == 0).then_some(()) })
+            .await;
         let import_status = match &import {
             Some(id) => finish_import(&http, &stack.api, &token, id).await,
             None => "not accepted".to_owned(),
@@ -261,7 +242,7 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         }
         reports.push(report);
     }
-    shared.stopped.store(true, Ordering::SeqCst);
+    shared.gate.send_replace(Gate::Stopped);
     for client in clients {
         let _ = client.await;
     }
@@ -329,7 +310,7 @@ async fn inject(
 
 /// Creates probe users until one is answered 201 within 2 s (true) or `within` passes.
 async fn probe_write(http: &reqwest::Client, api: &str, token: &str, within: Duration) -> bool {
-    wait_until(within, || async {
+    poll(within, || async {
         let email = format!("probe-{}@chaos.test", Uuid::now_v7().simple());
         let answer = http
             .post(format!("{api}/users"))
@@ -352,7 +333,7 @@ async fn start_import(http: &reqwest::Client, api: &str, token: &str, emails: &[
         let _ = writeln!(csv, "{email},Imported {i}");
     }
     let key = Uuid::now_v7().to_string();
-    wait_until(Duration::from_secs(60), || async {
+    poll(Duration::from_secs(60), || async {
         let answer = http
             .post(format!("{api}/imports"))
             .bearer_auth(token)
@@ -370,7 +351,7 @@ async fn start_import(http: &reqwest::Client, api: &str, token: &str, emails: &[
 
 /// Waits for the import to finish: "completed", or "failed: <reason>", or "not finished".
 async fn finish_import(http: &reqwest::Client, api: &str, token: &str, id: &str) -> String {
-    let finished = wait_until(Duration::from_secs(300), || async {
+    let finished = poll(Duration::from_secs(300), || async {
         let answer = http.get(format!("{api}/imports/{id}")).bearer_auth(token).send().await.ok()?;
         let body: Value = answer.json().await.ok()?;
         match body["status"].as_str()? {

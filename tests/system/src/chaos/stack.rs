@@ -11,7 +11,7 @@ use platform::testing::{Binary, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, metadata::Metadata};
 
-use super::wait_until;
+use platform::testing::poll;
 
 /// The services, in the order they start.
 pub const SERVICES: [&str; 4] = ["user-service", "import-worker", "export-worker", "api-gateway"];
@@ -202,7 +202,7 @@ impl Stack {
     pub async fn all_ready(&self, within: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         for (service, admin) in &self.admins {
-            let ready = wait_until(within, || async {
+            let ready = poll(within, || async {
                 let answer = client.get(format!("{admin}/ready")).send().await.ok()?;
                 answer.status().is_success().then_some(())
             })
@@ -250,7 +250,7 @@ impl Stack {
 
     /// Waits until every partition of every topic has all three replicas in sync again.
     pub async fn fully_replicated(&self, within: Duration) -> anyhow::Result<()> {
-        let done = wait_until(within, || async {
+        let done = poll(within, || async {
             let metadata = self.metadata().ok()?;
             let all = metadata.topics().iter().flat_map(|t| t.partitions()).all(|p| p.isr().len() == 3);
             all.then_some(())

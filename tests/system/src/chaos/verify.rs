@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::load::{Outcome, Record, Write};
 use super::stack::{HOLDERS, Stack};
-use super::wait_until;
+use platform::testing::poll;
 
 /// Every event of `users.events`, counted by the write it carries out.
 #[derive(Debug, Default)]
@@ -118,7 +118,7 @@ pub fn tally(records: &[Record], phase: usize, applied: &Applied) -> Tally {
 /// digests agree (`None`: the positions never met within `within`).
 pub async fn digests_agree(stack: &Stack, within: Duration) -> Option<bool> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().ok()?;
-    wait_until(within, || async {
+    poll(within, || async {
         let mut digests = Vec::new();
         for service in HOLDERS {
             let answer = client.get(format!("{}/digest", stack.admins[service])).send().await.ok()?;
