@@ -250,13 +250,17 @@ impl Stack {
 
     /// Waits until every partition of every topic has all three replicas in sync again.
     pub async fn fully_replicated(&self, within: Duration) -> anyhow::Result<()> {
-        let done = poll(within, || async {
-            let metadata = self.metadata().ok()?;
-            let all = metadata.topics().iter().flat_map(|t| t.partitions()).all(|p| p.isr().len() == 3);
-            all.then_some(())
-        })
-        .await;
-        done.ok_or_else(|| anyhow::anyhow!("partitions still under-replicated after {within:?}"))
+        let under = || -> anyhow::Result<Vec<String>> {
+            let metadata = self.metadata()?;
+            let partitions = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(move |p| (t.name(), p)));
+            let under = partitions.filter(|(_, p)| p.isr().len() < 3);
+            Ok(under.map(|(topic, p)| format!("{topic}/{} isr {:?}", p.id(), p.isr())).collect())
+        };
+        let done = poll(within, || async { under().ok().filter(Vec::is_empty) }).await;
+        match done {
+            Some(_) => Ok(()),
+            None => anyhow::bail!("under-replicated after {within:?}: {}", under()?.join(", ")),
+        }
     }
 
     /// Stops the services (SIGTERM), then the registry and the cluster (see `Drop`).
