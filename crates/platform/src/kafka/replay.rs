@@ -41,11 +41,21 @@ fn read_to_end<F: FnMut(Incoming)>(
     timeout: Duration,
     mut apply: F,
 ) -> Result<u64, KafkaError> {
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    // A topic that does not exist is an error, not an empty topic.
-    if let Some(error) = metadata.topics().iter().find_map(|t| t.error()) {
-        return Err(KafkaError::MetadataFetch(error.into()));
-    }
+    // A topic that does not exist is an error, not an empty topic. One just created may take a
+    // moment to reach every broker's metadata: asked again until `timeout`.
+    let asked = Instant::now();
+    let metadata = loop {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        match metadata.topics().iter().find_map(|t| t.error()).map(RDKafkaErrorCode::from) {
+            None => break metadata,
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::LeaderNotAvailable)
+                if asked.elapsed() < timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Some(code) => return Err(KafkaError::MetadataFetch(code)),
+        }
+    };
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut ends: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
