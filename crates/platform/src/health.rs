@@ -1,6 +1,7 @@
 //! Liveness, readiness and metrics, served by every service on its admin listener:
 //! `/health` (the process is up), `/ready` (every registered check passes: connected, caught
-//! up, ...) and `/metrics` (Prometheus text). A listener answers from the moment it is bound
+//! up, ...; 200 with status `degraded` while a check passes in a lesser way, such as the
+//! registry away with every schema cached) and `/metrics` (Prometheus text). A listener answers from the moment it is bound
 //! ([`Listening`]): while the service starts, `/ready` says what it is waiting for.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize)]
 struct Check {
     ready: bool,
+    /// Ready, but not fully: said in the report, not a reason for 503.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    degraded: bool,
     detail: String,
 }
 
@@ -53,20 +57,26 @@ impl Health {
 
     /// Marks `check` ready (registering it if new).
     pub fn ready(&self, check: &'static str, detail: impl Into<String>) {
-        self.set(check, true, detail.into());
+        self.set(check, Check { ready: true, degraded: false, detail: detail.into() });
+    }
+
+    /// Marks `check` ready but degraded (registering it if new): `/ready` answers 200 with
+    /// status `degraded` and this detail.
+    pub fn degraded(&self, check: &'static str, detail: impl Into<String>) {
+        self.set(check, Check { ready: true, degraded: true, detail: detail.into() });
     }
 
     /// Marks `check` not ready (registering it if new): `/ready` answers 503 until it passes.
     pub fn not_ready(&self, check: &'static str, detail: impl Into<String>) {
-        self.set(check, false, detail.into());
+        self.set(check, Check { ready: false, degraded: false, detail: detail.into() });
     }
 
     pub fn is_ready(&self) -> bool {
         self.lock().values().all(|c| c.ready)
     }
 
-    fn set(&self, check: &'static str, ready: bool, detail: String) {
-        self.lock().insert(check, Check { ready, detail });
+    fn set(&self, name: &'static str, check: Check) {
+        self.lock().insert(name, check);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, Check>> {
@@ -77,7 +87,11 @@ impl Health {
     fn report(&self) -> (bool, Report) {
         let checks = self.lock().clone();
         let ready = checks.values().all(|c| c.ready);
-        let status = if ready { "ready" } else { "not_ready" };
+        let status = match (ready, checks.values().any(|c| c.degraded)) {
+            (false, _) => "not_ready",
+            (true, true) => "degraded",
+            (true, false) => "ready",
+        };
         (ready, Report { service: self.service, status, checks })
     }
 }
@@ -251,5 +265,23 @@ mod tests {
         assert!(!health.is_ready());
         health.ready("kafka", "connected");
         assert!(health.is_ready());
+    }
+
+    #[test]
+    fn a_degraded_check_is_ready_and_says_so() {
+        let health = Health::new("test");
+        health.ready("kafka", "connected");
+        health.degraded("registry", "unreachable; every schema cached");
+        let (ready, report) = health.report();
+        assert!(ready && health.is_ready());
+        assert_eq!(report.status, "degraded");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["checks"]["registry"]["degraded"], true, "{json}");
+        assert!(json["checks"]["kafka"].get("degraded").is_none(), "said only where it holds: {json}");
+        health.not_ready("kafka", "gone");
+        assert_eq!(health.report().1.status, "not_ready", "not ready outranks degraded");
+        health.ready("kafka", "back");
+        health.ready("registry", "answers");
+        assert_eq!(health.report().1.status, "ready");
     }
 }

@@ -3,11 +3,16 @@
 //! again can help (the registry unreachable or failing) or not (it refused: an unknown id, an
 //! incompatible schema).
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 use serde_json::json;
+
+use crate::health::Health;
+use crate::shutdown::Shutdown;
 
 /// Where the Schema Registry is.
 #[derive(Debug, Clone, Args)]
@@ -77,6 +82,9 @@ struct ErrorBody {
 pub struct Registry {
     url: String,
     client: reqwest::Client,
+    /// Ids of schemas asked for and not found for want of an answer (the registry away or
+    /// failing): a reader waits on each until it is found. Shared by the clones.
+    unanswered: Arc<Mutex<BTreeSet<u32>>>,
 }
 
 impl Registry {
@@ -86,7 +94,7 @@ impl Registry {
             .timeout(timeout)
             .build()
             .expect("a client with a timeout and default TLS settings builds");
-        Self { url: config.url.trim_end_matches('/').to_owned(), client }
+        Self { url: config.url.trim_end_matches('/').to_owned(), client, unanswered: Arc::default() }
     }
 
     pub fn url(&self) -> &str {
@@ -96,6 +104,22 @@ impl Registry {
     /// Fails with a clear error if the registry does not answer.
     pub async fn check(&self) -> Result<(), RegistryError> {
         self.call::<serde_json::Value>(reqwest::Method::GET, "/subjects", None, "list subjects").await.map(|_| ())
+    }
+
+    /// [`Registry::check`] with a timeout of its own.
+    async fn check_within(&self, timeout: Duration) -> Result<(), RegistryError> {
+        match tokio::time::timeout(timeout, self.check()).await {
+            Ok(answer) => answer,
+            Err(_) => Err(RegistryError::Failed {
+                what: "list subjects".to_owned(),
+                status: 504,
+                message: format!("no answer within {timeout:?}"),
+            }),
+        }
+    }
+
+    fn unanswered(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        self.unanswered.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sets `subject`'s compatibility level (whether or not it has versions yet).
@@ -128,8 +152,12 @@ impl Registry {
             schema: String,
         }
         let what = format!("find schema {id}");
-        let found: Found = self.call(reqwest::Method::GET, &format!("/schemas/ids/{id}"), None, &what).await?;
-        Ok(found.schema)
+        let found: Result<Found, _> = self.call(reqwest::Method::GET, &format!("/schemas/ids/{id}"), None, &what).await;
+        match &found {
+            Err(error) if error.is_retryable() => self.unanswered().insert(id),
+            _ => self.unanswered().remove(&id),
+        };
+        Ok(found?.schema)
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -168,6 +196,72 @@ impl Registry {
     }
 }
 
+/// How often [`watch`] asks whether the registry answers, and how long it waits.
+const WATCH_EVERY: Duration = Duration::from_secs(3);
+const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the `registry` readiness check says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Ready(String),
+    /// Away, but no reader waits on it: every schema in use is known.
+    Degraded(String),
+    /// Away while a reader waits for a schema only it can give.
+    NotReady(String),
+}
+
+fn verdict(url: &str, answer: &Result<(), RegistryError>, unanswered: &BTreeSet<u32>) -> Verdict {
+    match answer {
+        Ok(()) => Verdict::Ready(format!("answers at {url}")),
+        Err(error) if unanswered.is_empty() => {
+            Verdict::Degraded(format!("{error}; every schema in use is cached, so nothing waits on it"))
+        }
+        Err(error) => {
+            let ids: Vec<String> = unanswered.iter().map(u32::to_string).collect();
+            Verdict::NotReady(format!("{error}; reading waits for schema id(s) {}", ids.join(", ")))
+        }
+    }
+}
+
+/// Keeps the `registry` readiness check of `health` true to the registry until `shutdown`: ready
+/// while it answers; degraded while it does not but no reader needs it (every schema met so
+/// far is cached, the usual case); not ready while a reader waits for a schema it alone can give.
+pub async fn watch(registry: Registry, health: Health, shutdown: Shutdown) {
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = every.tick() => {}
+        }
+        let answer = registry.check_within(WATCH_TIMEOUT).await;
+        let now = verdict(&registry.url, &answer, &registry.unanswered());
+        let changed = !matches!((&last, &now), (Some(a), b) if std::mem::discriminant(a) == std::mem::discriminant(b));
+        match &now {
+            Verdict::Ready(detail) => {
+                if changed && last.is_some() {
+                    tracing::info!(url = %registry.url, "the schema registry answers again");
+                }
+                health.ready("registry", detail);
+            }
+            Verdict::Degraded(detail) => {
+                if changed {
+                    tracing::warn!(url = %registry.url, %detail, "the schema registry does not answer: degraded");
+                }
+                health.degraded("registry", detail);
+            }
+            Verdict::NotReady(detail) => {
+                if changed {
+                    tracing::warn!(url = %registry.url, %detail, "the schema registry does not answer: not ready");
+                }
+                health.not_ready("registry", detail);
+            }
+        }
+        last = Some(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +281,20 @@ mod tests {
         let error = registry.check().await.unwrap_err();
         assert!(error.is_retryable(), "{error}");
         assert!(error.to_string().contains("cannot reach the schema registry at http://127.0.0.1:1"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_schema_asked_for_while_the_registry_is_away_is_remembered_until_found() {
+        let registry = Registry::new(&RegistryConfig { url: "http://127.0.0.1:1".into() }, Duration::from_millis(500));
+        assert!(registry.schema(7).await.unwrap_err().is_retryable());
+        assert_eq!(*registry.unanswered(), BTreeSet::from([7]));
+        let away = registry.check().await;
+        assert!(
+            matches!(verdict(registry.url(), &away, &registry.unanswered()), Verdict::NotReady(d) if d.ends_with("schema id(s) 7"))
+        );
+        assert!(
+            matches!(verdict(registry.url(), &away, &BTreeSet::new()), Verdict::Degraded(d) if d.contains("cached"))
+        );
+        assert!(matches!(verdict(registry.url(), &Ok(()), &registry.unanswered()), Verdict::Ready(_)));
     }
 }

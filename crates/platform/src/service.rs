@@ -160,6 +160,8 @@ impl ServiceBase {
         registry.check().await?;
         let topics = Topics::bind(topics_config, &registry).await.context("setting up the schema registry subjects")?;
         tracing::info!(url = %registry.url(), "connected to the schema registry; subjects set up");
+        health.ready("registry", format!("answers at {}", registry.url()));
+        tokio::spawn(crate::registry::watch(registry.clone(), health.clone(), shutdown.clone()));
         health.not_ready(STARTED, "reading its state");
         let admin = std::sync::Mutex::new(Some(admin));
         let admin_routes = std::sync::Mutex::new(axum::Router::new());
