@@ -75,9 +75,9 @@ pub struct KafkaConfig {
     #[arg(long = "kafka-auto-commit-interval-ms", env = "KAFKA_AUTO_COMMIT_INTERVAL_MS", default_value_t = 1_000)]
     pub auto_commit_interval_ms: u64,
 
-    /// A projection that falls further behind its topic than this (the age of the newest
-    /// record it applied in a partition with more to read) turns `/ready` 503; it is ready again
-    /// once less than half as far behind.
+    /// A projection or a consumer group member that falls further behind than this turns
+    /// `/ready` 503 (the age of the newest record applied in a partition with more to read, or
+    /// of the oldest message in hand); it is ready again once less than half as far behind.
     #[arg(long = "ready-max-lag-secs", env = "READY_MAX_LAG_SECS", default_value_t = 30)]
     pub ready_max_lag_secs: u64,
 
@@ -87,6 +87,11 @@ pub struct KafkaConfig {
     /// 25 s.
     #[arg(long = "consumer-retry-attempts", env = "CONSUMER_RETRY_ATTEMPTS", default_value_t = 8)]
     pub consumer_retry_attempts: u32,
+
+    /// librdkafka's debug contexts for every client (e.g. `cgrp,eos,broker`), logged at debug
+    /// level under the `librdkafka` target (`RUST_LOG=librdkafka=debug`); empty: none.
+    #[arg(long = "kafka-debug", env = "KAFKA_DEBUG", default_value = "")]
+    pub debug: String,
 }
 
 impl KafkaConfig {

@@ -80,7 +80,8 @@ impl Service for Application {
         let topics = &self.base.topics;
         let settings =
             ConsumerSettings::new(&self.config.consumer_group, &[topics.export_requests.name()], &topics.dead_letters);
-        let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?;
+        let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?
+            .ready_while_current(self.base.health.clone(), "export requests");
         let retention = Duration::from_secs(self.config.retention_secs);
         let keep = Duration::from_secs(self.config.job_retention_secs);
         let expiry = expire_old_files(self.exporter.clone(), retention, keep, shutdown.clone());

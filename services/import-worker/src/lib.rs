@@ -87,7 +87,8 @@ impl Service for Application {
             ConsumerSettings::new(&self.config.consumer_group, &[topics.import_requests.name()], &topics.dead_letters);
         // An import can take a while; the group must not give its partition away meanwhile.
         settings.max_poll_interval = Duration::from_secs(3600);
-        let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?;
+        let consumer = Consumer::new(&self.base.kafka, settings, self.base.producer.clone())?
+            .ready_while_current(self.base.health.clone(), "import requests");
         let handler = ImportRequests {
             importer: self.importer,
             requests: topics.import_requests.clone(),

@@ -94,7 +94,8 @@ impl Service for Application {
                 let settings =
                     ConsumerSettings::new(&config.consumer_group, &[topics.commands.name()], &base.topics.dead_letters)
                         .max_batch_bytes(config.max_batch_bytes);
-                let consumer = Consumer::transactional(&base.kafka, settings, producer.clone())?;
+                let consumer = Consumer::transactional(&base.kafka, settings, producer.clone())?
+                    .ready_while_current(base.health.clone(), "commands");
                 let handler =
                     CommandHandler { state: state.clone(), producer: producer.clone(), topics: topics.clone() };
                 let consumed = tokio::select! {

@@ -6,6 +6,7 @@
 //! most the messages whose effect was not yet recorded, which handlers must tolerate.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -15,10 +16,14 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::topic_partition_list::TopicPartitionList;
+use tokio_util::task::AbortOnDropHandle;
 
+use super::brokers::{BrokerWatch, STATISTICS_INTERVAL_MS};
 use super::dead_letter::{DeadLetter, Poison};
+use super::lag::{GroupLag, LagReadiness};
 use super::producer::Producer;
 use crate::config::KafkaConfig;
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 
 /// A consumed message, owned, so handlers can be unit-tested without a broker.
@@ -235,6 +240,11 @@ pub struct Consumer {
     pub(super) settings: ConsumerSettings,
     /// Tries of a message failing [`HandleError::Retryable`] before it is dead-lettered.
     retry_attempts: u32,
+    /// How far behind this member is (shared with its statistics).
+    lag: Arc<GroupLag>,
+    /// `READY_MAX_LAG_SECS`, for [`Consumer::ready_while_current`].
+    max_lag: Duration,
+    readiness: Option<LagReadiness>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -270,12 +280,45 @@ impl Consumer {
             .set("session.timeout.ms", config.session_timeout_ms.to_string())
             .set("max.poll.interval.ms", settings.max_poll_interval.as_millis().to_string())
             .set("enable.partition.eof", "false")
-            // librdkafka's statistics, for the lag gauges (CommitOnRevoke::stats).
+            // librdkafka's statistics, for the lag gauges and the brokers (CommitOnRevoke::stats).
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-            .create_with_context(CommitOnRevoke { group: settings.group_id.clone() })?;
+            .create_with_context(CommitOnRevoke {
+                group: settings.group_id.clone(),
+                brokers: BrokerWatch::new(config),
+                lag: Arc::default(),
+            })?;
+        inner.context().brokers.attach(inner.client());
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         inner.subscribe(&topics)?;
-        Ok(Self { inner, dead_letters, settings, retry_attempts: config.consumer_retry_attempts.max(1) })
+        let lag = Arc::clone(&inner.context().lag);
+        Ok(Self {
+            inner,
+            dead_letters,
+            settings,
+            retry_attempts: config.consumer_retry_attempts.max(1),
+            lag,
+            max_lag: Duration::from_secs(config.ready_max_lag_secs),
+            readiness: None,
+        })
+    }
+
+    /// Keeps the readiness check `check` of `health` false while this member is further behind
+    /// than `READY_MAX_LAG_SECS` ([`KafkaConfig::ready_max_lag_secs`]; see [`GroupLag`] for how
+    /// it is measured): not ready after two readings in a row past it, ready again under half
+    /// of it. Without it, the lag is only published (`kafka_consumer_lag_seconds{group}`).
+    #[must_use]
+    pub fn ready_while_current(mut self, health: Health, check: &'static str) -> Self {
+        health.ready(check, format!("consuming {}", self.settings.topics.join(", ")));
+        let what = format!("{} (group {})", self.settings.topics.join(", "), self.settings.group_id);
+        self.readiness = Some(LagReadiness::new(health, check, what, self.max_lag));
+        self
+    }
+
+    /// Starts measuring this member's lag until `shutdown` (or the handle is dropped).
+    pub(super) fn watch_lag(&mut self, shutdown: &Shutdown) -> AbortOnDropHandle<()> {
+        let watch =
+            Arc::clone(&self.lag).watch(self.settings.group_id.clone(), self.readiness.take(), shutdown.clone());
+        AbortOnDropHandle::new(tokio::spawn(watch))
     }
 
     /// Consumes one message at a time until `shutdown`, then commits what was processed. A
@@ -292,7 +335,8 @@ impl Consumer {
         self.drive(handler, max_batch.max(1), shutdown).await;
     }
 
-    async fn drive<B: BatchHandler>(self, handler: &B, max_batch: usize, shutdown: Shutdown) {
+    async fn drive<B: BatchHandler>(mut self, handler: &B, max_batch: usize, shutdown: Shutdown) {
+        let _lag = self.watch_lag(&shutdown);
         let group = self.settings.group_id.clone();
         tracing::info!(%group, topics = ?self.settings.topics, max_batch, "consumer started");
         while let Some(batch) = self.next_batch(max_batch, &shutdown).await {
@@ -331,6 +375,8 @@ impl Consumer {
             }
         };
         tokio::pin!(idle);
+        // The batch taken before (if any) is settled: asking for the next is what follows it.
+        self.lag.done();
         loop {
             let received = tokio::select! {
                 biased;
@@ -353,6 +399,7 @@ impl Consumer {
                             _ => break,
                         }
                     }
+                    self.lag.taken(&batch);
                     return Ok(Some(batch));
                 }
                 Err(error) => {
@@ -525,13 +572,12 @@ fn is_no_offset(error: &KafkaError) -> bool {
     matches!(error, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
 }
 
-/// How often librdkafka reports its statistics (the consumer lag among them).
-const STATISTICS_INTERVAL_MS: &str = "5000";
-
 /// Commits stored offsets synchronously before partitions are taken away, so the next owner
 /// starts exactly after what this member applied; publishes the group's lag.
 pub(super) struct CommitOnRevoke {
     group: String,
+    brokers: BrokerWatch,
+    lag: Arc<GroupLag>,
 }
 
 impl ClientContext for CommitOnRevoke {
@@ -541,6 +587,8 @@ impl ClientContext for CommitOnRevoke {
     /// are committed by transactions (user-service), which librdkafka does not see, minus the
     /// position handed to the application.
     fn stats(&self, statistics: rdkafka::Statistics) {
+        self.brokers.check(&statistics);
+        let mut waiting = Vec::new();
         for (topic, stats) in statistics.topics {
             for (partition, p) in stats.partitions {
                 let lag = match p.consumer_lag {
@@ -550,12 +598,14 @@ impl ClientContext for CommitOnRevoke {
                 };
                 // Partition -1 is librdkafka's internal "unassigned" one.
                 if partition >= 0 {
+                    waiting.push(((topic.clone(), partition), lag));
                     let labels =
                         [("group", self.group.clone()), ("topic", topic.clone()), ("partition", partition.to_string())];
                     metrics::gauge!("kafka_consumer_lag_messages", &labels).set(lag as f64);
                 }
             }
         }
+        self.lag.waiting(waiting);
     }
 }
 

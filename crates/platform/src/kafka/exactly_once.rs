@@ -68,12 +68,13 @@ impl Consumer {
     /// even when no work comes. Returns `Ok` on shutdown; an error when a transaction could not
     /// commit (the batch's effects are void) or the producer was fenced.
     pub async fn run_transactional<T: TransactionalHandler>(
-        self,
+        mut self,
         handler: &T,
         max_batch: usize,
         heartbeat: Duration,
         shutdown: Shutdown,
     ) -> Result<(), TransactionalStop> {
+        let _lag = self.watch_lag(&shutdown);
         let group = self.settings.group_id.clone();
         tracing::info!(%group, topics = ?self.settings.topics, max_batch, "transactional consumer started");
         loop {

@@ -2,10 +2,12 @@
 //! idempotent [`Producer`], an at-least-once [`Consumer`] with a dead-letter topic, and topic
 //! provisioning ([`topics`]).
 
+mod brokers;
 mod consumer;
 mod dead_letter;
 pub mod dlq;
 mod exactly_once;
+mod lag;
 mod producer;
 mod replay;
 mod tail;
@@ -43,6 +45,9 @@ pub(crate) fn client_config(config: &KafkaConfig, client_id: &str) -> ClientConf
         // A broker back after an outage is tried again within a second (librdkafka's backoff
         // grows to 10 s by default: that long not-ready, and that long a write waits).
         .set("reconnect.backoff.max.ms", "1000");
+    if !config.debug.is_empty() {
+        cfg.set("debug", &config.debug);
+    }
     cfg
 }
 

@@ -6,6 +6,7 @@
 //! consumed offsets committed with them, become visible to `read_committed` readers all
 //! together or not at all; starting a second producer with the same id fences the first.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -18,13 +19,14 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
+use super::brokers::{BrokerWatch, STATISTICS_INTERVAL_MS};
 use crate::config::KafkaConfig;
 use crate::trace::TraceHeaders;
 
 /// A cheap `Clone` handle; all clones share one librdkafka producer.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<Watched>,
     queue_timeout: Duration,
     /// Set for a transactional producer.
     transactional_id: Option<String>,
@@ -163,7 +165,9 @@ impl Producer {
             .set("acks", "all")
             .set("message.timeout.ms", config.message_timeout_ms.to_string())
             .set("linger.ms", config.linger_ms.to_string())
-            .set("compression.type", &config.compression);
+            .set("compression.type", &config.compression)
+            // For the brokers' watch (Watched).
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         if let Some(id) = transactional_id {
             // A record's delivery must not outlast its transaction.
             let timeout = config.transaction_timeout_ms.min(config.message_timeout_ms);
@@ -172,7 +176,10 @@ impl Producer {
                 .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
                 .set("message.timeout.ms", timeout.to_string());
         }
-        let inner = settings.create().map_err(ProduceError::Create)?;
+        let brokers = Arc::new(BrokerWatch::new(config));
+        let inner: FutureProducer<Watched> =
+            settings.create_with_context(Watched(Arc::clone(&brokers))).map_err(ProduceError::Create)?;
+        brokers.attach(inner.client());
         Ok(Self {
             inner,
             queue_timeout: config.message_timeout(),
@@ -235,7 +242,7 @@ impl Producer {
     /// Runs a blocking transactional call off the async workers and sorts its error.
     async fn blocking<F>(&self, call: F) -> Result<(), TransactionError>
     where
-        F: FnOnce(&FutureProducer) -> Result<(), KafkaError> + Send + 'static,
+        F: FnOnce(&FutureProducer<Watched>) -> Result<(), KafkaError> + Send + 'static,
     {
         let inner = self.inner.clone();
         let result = tokio::task::spawn_blocking(move || call(&inner)).await.expect("transactional calls do not panic");
@@ -306,5 +313,14 @@ impl Producer {
             .await
             .expect("flush does not panic")
             .map_err(ProduceError::Flush)
+    }
+}
+
+/// A producer's context: its statistics feed the brokers' watch (see [`super::brokers`]).
+pub(crate) struct Watched(Arc<BrokerWatch>);
+
+impl rdkafka::ClientContext for Watched {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.0.check(&statistics);
     }
 }

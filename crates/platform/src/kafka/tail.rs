@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use futures::FutureExt as _;
@@ -16,8 +16,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument as _, Span};
 
+use super::brokers::BrokerWatch;
 use super::consumer::{HandleError, Handler, Incoming};
 use super::dead_letter::Poison;
+use super::lag::{LAG_INTERVAL, LagReadiness, millis_ago};
 use crate::config::KafkaConfig;
 use crate::health::Health;
 use crate::shutdown::Shutdown;
@@ -203,7 +205,7 @@ impl std::fmt::Debug for Tail {
 
 impl Tail {
     pub async fn start(config: &KafkaConfig, topic: &str, start_at: StartAt) -> Result<Self, KafkaError> {
-        let stats = TailStats { topic: topic.to_owned(), lag: Arc::default() };
+        let stats = TailStats { topic: topic.to_owned(), lag: Arc::default(), brokers: BrokerWatch::new(config) };
         let consumer: StreamConsumer<TailStats> = super::consumer_config(config, &format!("tail-{topic}"))
             // Never joins a group or commits: it only reads, from where it is told.
             .set("group.id", "tail-unused")
@@ -212,6 +214,7 @@ impl Tail {
             .set("enable.partition.eof", "false")
             .set("statistics.interval.ms", LAG_INTERVAL.as_millis().to_string())
             .create_with_context(stats)?;
+        consumer.context().brokers.attach(consumer.client());
         let timeout = config.startup_timeout();
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         let partitions: Vec<i32> =
@@ -452,9 +455,6 @@ impl Tail {
     }
 }
 
-/// How often a tail publishes its lag (librdkafka's statistics interval).
-const LAG_INTERVAL: Duration = Duration::from_secs(2);
-
 /// A projection's lag: `projection_lag_events{topic, partition}`, from librdkafka's statistics
 /// (a tail neither stores nor commits offsets, so librdkafka's own lag figure is -1 for it: this
 /// is the partition's last stable offset minus the position handed to the tail, which applies
@@ -463,10 +463,12 @@ struct TailStats {
     topic: String,
     /// The latest lag of each partition, for [`Lag`]'s lag in seconds.
     lag: Arc<DashMap<i32, i64>>,
+    brokers: BrokerWatch,
 }
 
 impl rdkafka::ClientContext for TailStats {
     fn stats(&self, statistics: rdkafka::Statistics) {
+        self.brokers.check(&statistics);
         let Some(topic) = statistics.topics.get(&self.topic) else { return };
         for (&partition, p) in &topic.partitions {
             if partition < 0 || p.ls_offset < 0 || p.app_offset < 0 {
@@ -497,13 +499,10 @@ struct Lag {
 
 impl Lag {
     fn new(tail: &Tail) -> Self {
-        let readiness = tail.readiness.clone().map(|(health, check)| LagReadiness {
-            health,
-            check,
-            topic: tail.topic.clone(),
-            max: tail.max_lag,
-            judge: LagJudge::default(),
-        });
+        let readiness = tail
+            .readiness
+            .clone()
+            .map(|(health, check)| LagReadiness::new(health, check, tail.topic.clone(), tail.max_lag));
         Self {
             topic: tail.topic.clone(),
             events: Arc::clone(&tail.consumer.context().lag),
@@ -543,54 +542,6 @@ impl Lag {
     }
 }
 
-/// A readiness check following a live tail's lag ([`Tail::ready_while_current`]).
-struct LagReadiness {
-    health: Health,
-    check: &'static str,
-    topic: String,
-    max: Duration,
-    judge: LagJudge,
-}
-
-impl LagReadiness {
-    fn judge(&mut self, seconds: f64) {
-        let max = self.max.as_secs_f64();
-        match self.judge.reading(seconds, max) {
-            Some(true) => {
-                tracing::warn!(topic = %self.topic, seconds, max, "the projection lags: not ready");
-                let detail = format!("{seconds:.0} s behind {} (more than {max} s)", self.topic);
-                self.health.not_ready(self.check, detail);
-            }
-            Some(false) => {
-                tracing::info!(topic = %self.topic, seconds, "the projection caught up again: ready");
-                self.health.ready(self.check, format!("caught up with {}", self.topic));
-            }
-            None => {}
-        }
-    }
-}
-
-/// Whether a tail is behind, from its lag readings: behind after two readings in a row past the
-/// bound (one reading can catch a record that just arrived after an idle hour), current again
-/// under half the bound (so a lag hovering at the bound does not flap).
-#[derive(Debug, Default, Clone, Copy)]
-struct LagJudge {
-    behind: bool,
-    over: u32,
-}
-
-impl LagJudge {
-    /// Takes a reading; returns the new verdict when it changes (true: behind).
-    fn reading(&mut self, seconds: f64, max: f64) -> Option<bool> {
-        self.over = if seconds > max { self.over + 1 } else { 0 };
-        let behind = if self.behind { seconds >= max / 2.0 } else { self.over >= 2 };
-        (behind != self.behind).then(|| {
-            self.behind = behind;
-            behind
-        })
-    }
-}
-
 /// The partition's low and high watermarks, retrying while its leadership is still settling
 /// (a topic created a moment ago).
 async fn watermarks(
@@ -619,11 +570,6 @@ fn is_transient(error: &KafkaError) -> bool {
     )
 }
 
-fn millis_ago(ago: Duration) -> i64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.saturating_sub(ago).as_millis()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -639,20 +585,6 @@ mod tests {
 
     fn trace_id(span: &Span) -> String {
         TraceHeaders::of(span).traceparent().expect("a context").split('-').nth(1).unwrap().to_owned()
-    }
-
-    #[test]
-    fn a_tail_is_behind_after_two_readings_past_the_bound_and_current_again_under_half() {
-        let mut judge = LagJudge::default();
-        let verdicts: Vec<_> = [0.0, 31.0, 5.0, 31.0, 40.0, 29.0, 16.0, 31.0, 14.0, 31.0]
-            .iter()
-            .map(|&s| judge.reading(s, 30.0))
-            .collect();
-        assert_eq!(
-            verdicts,
-            [None, None, None, None, Some(true), None, None, None, Some(false), None],
-            "one reading past the bound is not enough; between half and the bound nothing changes"
-        );
     }
 
     #[test]

@@ -204,3 +204,41 @@ async fn a_batch_past_its_retry_budget_is_taken_apart_and_only_the_message_at_fa
     assert_eq!(letters[0].header(dlq::REASON_CODE), Some(&b"retries_exhausted"[..]));
     assert_eq!(*applied.lock().unwrap(), ["a", "b"], "the others applied, in order");
 }
+
+/// Applies every message once `release` is notified.
+struct Held(std::sync::Arc<tokio::sync::Notify>);
+
+impl platform::kafka::Handler for Held {
+    async fn handle(&self, _: &platform::kafka::Incoming) -> Result<(), platform::kafka::HandleError> {
+        self.0.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_member_held_up_by_a_message_past_the_lag_bound_is_not_ready_until_it_moves_on() {
+    let mut fx = Fixture::new().await;
+    fx.kafka.ready_max_lag_secs = 1;
+    fx.produce(&["slow"]).await;
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let health = platform::health::Health::new("test");
+    let settings = platform::kafka::ConsumerSettings::new(&fx.group, &[&fx.topic], &fx.dead_letters);
+    let consumer = platform::kafka::Consumer::new(&fx.kafka, settings, fx.producer.clone())
+        .unwrap()
+        .ready_while_current(health.clone(), "work");
+    assert!(health.is_ready(), "ready until a lag says otherwise");
+    let shutdown = platform::Shutdown::new();
+    let (stop, handler) = (shutdown.clone(), Held(std::sync::Arc::clone(&release)));
+    let task = tokio::spawn(async move { consumer.run(&handler, stop).await });
+
+    let patience = std::time::Duration::from_secs(30);
+    platform::testing::eventually("not ready while the message is in hand", patience, || async {
+        (!health.is_ready()).then_some(())
+    })
+    .await;
+    release.notify_one();
+    platform::testing::eventually("ready once it moved on", patience, || async { health.is_ready().then_some(()) })
+        .await;
+    shutdown.trigger();
+    task.await.unwrap();
+}

@@ -240,6 +240,9 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         for refusal in &report.writes.refusals {
             println!("    refused: {refusal}");
         }
+        if !report.failures().is_empty() || report.recovery.is_none() {
+            println!("{}", stack.warnings(40));
+        }
         reports.push(report);
     }
     shared.gate.send_replace(Gate::Stopped);

@@ -198,6 +198,20 @@ impl Stack {
         exited
     }
 
+    /// Each service's last `n` warnings and errors: what to show when a fault was not
+    /// recovered from.
+    pub fn warnings(&self, n: usize) -> String {
+        let mut shown = String::new();
+        for (service, process) in &self.processes {
+            let logs = process.logs();
+            let warnings: Vec<&String> =
+                logs.iter().filter(|line| line.contains(" WARN ") || line.contains(" ERROR ")).collect();
+            let last = warnings[warnings.len().saturating_sub(n)..].iter().map(|l| l.as_str()).collect::<Vec<_>>();
+            shown.push_str(&format!("  {service}'s last warnings and errors:\n    {}\n", last.join("\n    ")));
+        }
+        shown
+    }
+
     /// Waits until every service's `/ready` answers 200.
     pub async fn all_ready(&self, within: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
