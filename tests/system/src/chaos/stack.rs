@@ -221,7 +221,13 @@ impl Stack {
                 answer.status().is_success().then_some(())
             })
             .await;
-            anyhow::ensure!(ready.is_some(), "{service} not ready within {within:?}");
+            if ready.is_none() {
+                let report = match client.get(format!("{admin}/ready")).send().await {
+                    Ok(answer) => answer.text().await.unwrap_or_default(),
+                    Err(error) => error.to_string(),
+                };
+                anyhow::bail!("{service} not ready within {within:?}: {report}\n{}", self.warnings(40));
+            }
         }
         Ok(())
     }
