@@ -26,6 +26,9 @@ pub struct CommonConfig {
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 }
 
 /// How to reach Kafka and how clients behave.
@@ -139,6 +142,23 @@ impl CsvLimitsConfig {
             max_field_bytes: self.max_field_bytes.max(1),
             max_columns: self.max_columns.max(1),
         }
+    }
+}
+
+/// How a process stops.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShutdownConfig {
+    /// Seconds a process has, from SIGTERM or Ctrl-C, to stop taking work, finish what it holds,
+    /// commit and flush. Past it, it exits with code 1 and what it had not committed is
+    /// delivered again after a restart (nothing is lost). Keep it under the orchestrator's grace
+    /// period (Kubernetes: 30 s; compose's `stop_grace_period`).
+    #[arg(long = "shutdown-drain-secs", env = "SHUTDOWN_DRAIN_SECS", default_value_t = 20)]
+    pub drain_secs: u64,
+}
+
+impl ShutdownConfig {
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
     }
 }
 

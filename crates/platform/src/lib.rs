@@ -29,5 +29,5 @@ pub mod topic;
 pub mod trace;
 pub mod users;
 
-pub use config::{CommonConfig, KafkaConfig, TelemetryConfig};
-pub use shutdown::Shutdown;
+pub use config::{CommonConfig, KafkaConfig, ShutdownConfig, TelemetryConfig};
+pub use shutdown::{Later, Shutdown};

@@ -11,7 +11,7 @@ use clap::FromArgMatches as _;
 use clap::error::ErrorKind;
 use tokio::net::TcpListener;
 
-use crate::config::{CommonConfig, KafkaConfig, TelemetryConfig};
+use crate::config::{CommonConfig, KafkaConfig, ShutdownConfig, TelemetryConfig};
 use crate::health::{self, Health, Listening};
 use crate::kafka::DeadLetters;
 use crate::kafka::topics;
@@ -55,25 +55,31 @@ pub fn run<S: Service>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(main(S::NAME, |config: S::Config, shutdown: Shutdown| async move {
+    let code = runtime.block_on(main(S::NAME, |config: S::Config, shutdown: Shutdown| async move {
         S::build(config, shutdown.clone()).await?.run_until_stopped(shutdown).await
-    }))
+    }));
+    // Work still running now was given up past the drain bound (blocking tasks, say): not
+    // waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// The body of every `main` (services through [`run`], tools directly): parse config (a bad
 /// value exits 2 with one line on stderr), set up logs and signal handling, run until shutdown,
 /// and turn a failure into one line on stderr and exit code 1. The configuration must flatten
-/// a [`TelemetryConfig`] (every [`CommonConfig`] does): the logs are set up from it.
+/// a [`TelemetryConfig`] and a [`ShutdownConfig`] (every [`CommonConfig`] does): the logs are
+/// set up from the first; the second bounds the time from a shutdown signal to the end.
 pub async fn main<C, F, Fut>(name: &'static str, run: F) -> ExitCode
 where
     C: clap::Parser + std::fmt::Debug,
     F: FnOnce(C, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let parsed = C::command()
-        .try_get_matches()
-        .and_then(|matches| Ok((C::from_arg_matches(&matches)?, TelemetryConfig::from_arg_matches(&matches)?)));
-    let (config, telemetry) = match parsed {
+    let parsed = C::command().try_get_matches().and_then(|matches| {
+        let process = (TelemetryConfig::from_arg_matches(&matches)?, ShutdownConfig::from_arg_matches(&matches)?);
+        Ok((C::from_arg_matches(&matches)?, process))
+    });
+    let (config, (telemetry, stopping)) = match parsed {
         Ok(parsed) => parsed,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = error.print();
@@ -89,7 +95,7 @@ where
     let telemetry = crate::telemetry::init(name, &telemetry);
     tracing::info!(?config, "{name} starting");
     let shutdown = Shutdown::new().on_signals();
-    let outcome = run(config, shutdown).await;
+    let outcome = within_drain(run(config, shutdown.clone()), &shutdown, stopping.drain()).await;
     telemetry.shutdown().await;
     match outcome {
         Ok(()) => {
@@ -101,6 +107,31 @@ where
             eprintln!("{name}: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The process took longer than its drain bound to stop.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "did not stop within SHUTDOWN_DRAIN_SECS ({0:?}) of the shutdown signal; exiting with work \
+     unfinished (what was not committed is delivered again after a restart)"
+)]
+pub struct DrainExceeded(pub std::time::Duration);
+
+/// Runs `work` to its end, but for at most `drain` once `shutdown` has started.
+pub async fn within_drain(
+    work: impl Future<Output = anyhow::Result<()>>,
+    shutdown: &Shutdown,
+    drain: std::time::Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(work);
+    tokio::select! {
+        outcome = &mut work => return outcome,
+        () = shutdown.wait() => {}
+    }
+    match tokio::time::timeout(drain, work).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(DrainExceeded(drain).into()),
     }
 }
 
@@ -212,5 +243,41 @@ impl ServiceBase {
             .await
             .context("flushing the Kafka producer on shutdown")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn work_ends_on_its_own_until_shutdown_then_within_the_drain_bound() {
+        let shutdown = Shutdown::new();
+        let quick = within_drain(async { Ok(()) }, &shutdown, Duration::from_secs(5));
+        assert!(quick.await.is_ok());
+
+        // No bound before the signal: a day of work is a day of work.
+        let long = within_drain(
+            async {
+                tokio::time::sleep(Duration::from_secs(86_400)).await;
+                Ok(())
+            },
+            &shutdown,
+            Duration::from_secs(5),
+        );
+        assert!(long.await.is_ok());
+
+        let stuck = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { within_drain(std::future::pending(), &shutdown, Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        shutdown.trigger();
+        let started = tokio::time::Instant::now();
+        let outcome = stuck.await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(5), "given up at the bound, not before");
+        assert!(outcome.is_err_and(|e| e.downcast_ref::<DrainExceeded>().is_some()), "the drain exceeded");
     }
 }

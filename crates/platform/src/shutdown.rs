@@ -1,6 +1,9 @@
 //! One cancellation token per process: SIGTERM or Ctrl-C cancels it, and every loop (HTTP
 //! servers, consumers) selects on it to stop accepting work, drain, commit and flush.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio_util::sync::CancellationToken;
 
 /// A cheap, cloneable handle on the process's shutdown signal.
@@ -43,6 +46,46 @@ impl Shutdown {
     /// (one component stopping without stopping the process, in tests).
     pub fn child(&self) -> Self {
         Self { token: self.token.child_token() }
+    }
+
+    /// A shutdown for what the work in flight at this one still needs, such as the gateway's
+    /// reply and projection readers (a request being drained waits for its reply): see
+    /// [`Later`].
+    pub fn later(&self) -> Later {
+        let later = Later { shutdown: Shutdown::new(), held: Arc::default() };
+        let (signal, this) = (self.clone(), later.clone());
+        tokio::spawn(async move {
+            signal.wait().await;
+            if !this.held.load(Ordering::SeqCst) {
+                this.shutdown.trigger();
+            }
+        });
+        later
+    }
+}
+
+/// A shutdown that comes with its parent's until [`Later::hold`] (a service still starting
+/// has nothing in flight), and after it at [`Later::release`] (once the work in flight has
+/// drained).
+#[derive(Debug, Clone)]
+pub struct Later {
+    shutdown: Shutdown,
+    held: Arc<AtomicBool>,
+}
+
+impl Later {
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// From now on, the parent's shutdown no longer ends it: [`Later::release`] does.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::SeqCst);
+    }
+
+    /// The work in flight has drained: it ends.
+    pub fn release(&self) {
+        self.shutdown.trigger();
     }
 }
 
@@ -87,5 +130,19 @@ mod tests {
         parent.trigger();
         other.wait().await;
         assert!(other.is_triggered());
+    }
+
+    #[tokio::test]
+    async fn later_comes_with_the_signal_until_held_then_only_when_released() {
+        let signal = Shutdown::new();
+        let unheld = signal.later();
+        let held = signal.later();
+        held.hold();
+        signal.trigger();
+        unheld.shutdown().wait().await;
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), held.shutdown().wait()).await;
+        assert!(waited.is_err(), "held past the signal");
+        held.release();
+        assert!(held.shutdown().is_triggered());
     }
 }

@@ -73,6 +73,8 @@ where
 pub struct Binary {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Reads stdout into `logs` until the process closes it.
+    reader: tokio::task::JoinHandle<()>,
     /// How many lines `wait_for_log` has looked at.
     cursor: usize,
 }
@@ -82,6 +84,8 @@ pub struct Binary {
 pub struct Exit {
     pub status: ExitStatus,
     pub stderr: String,
+    /// Every line it logged (stdout), to its last.
+    pub logs: Vec<String>,
 }
 
 impl Binary {
@@ -97,12 +101,12 @@ impl Binary {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&logs);
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
                 sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
             }
         });
-        Self { child, logs, cursor: 0 }
+        Self { child, logs, reader, cursor: 0 }
     }
 
     /// Waits until a log line (after those already matched) contains `needle`; returns it.
@@ -174,13 +178,13 @@ impl Binary {
         let mut stderr = String::new();
         let mut pipe = self.child.stderr.take().expect("piped");
         let status = tokio::time::timeout(timeout, async {
-            let (status, _) = tokio::join!(self.child.wait(), pipe.read_to_string(&mut stderr));
+            let (status, _, _) = tokio::join!(self.child.wait(), pipe.read_to_string(&mut stderr), &mut self.reader);
             status
         })
         .await
         .unwrap_or_else(|_| panic!("the process did not exit within {timeout:?} (a hang)"))
         .expect("wait succeeds");
-        Exit { status, stderr }
+        Exit { status, stderr, logs: self.logs() }
     }
 }
 

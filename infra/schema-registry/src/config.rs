@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use platform::{KafkaConfig, TelemetryConfig};
+use platform::{KafkaConfig, ShutdownConfig, TelemetryConfig};
 
 use crate::schema::Level;
 
@@ -38,6 +38,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+
+    #[command(flatten)]
+    pub shutdown: ShutdownConfig,
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {

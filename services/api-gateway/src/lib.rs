@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use auth::Authenticator;
-use platform::Shutdown;
 use platform::blobs::BlobStore;
 use platform::health::{Health, Listening};
 use platform::kafka::{StartAt, Tail};
 use platform::service::{Service, ServiceBase};
+use platform::{Later, Shutdown};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -44,6 +44,8 @@ pub struct Application {
     config: Config,
     state: AppState,
     authenticator: Authenticator,
+    /// The readers requests wait on: they stop once the API has drained.
+    readers: Later,
 }
 
 impl Application {
@@ -75,7 +77,10 @@ impl Service for Application {
         let blobs = BlobStore::open(&config.blobs)?;
         let topics = &base.topics;
 
-        let (users, positions) = base.users_projection(shutdown.clone()).await?;
+        // What a request in flight at shutdown still waits for (its reply, its write becoming
+        // readable, a job's status) keeps running until the API has drained.
+        let readers = shutdown.later();
+        let (users, positions) = base.users_projection(readers.shutdown()).await?;
 
         let status_ttl = Duration::from_secs(config.command_status_ttl_secs);
         let timeout = Duration::from_millis(config.command_timeout_ms);
@@ -88,19 +93,31 @@ impl Service for Application {
         );
         // Replies from the last status TTL on, so a restarted gateway still knows recent outcomes.
         let replies = Tail::start(&base.kafka, topics.user_replies.name(), StartAt::Since(status_ttl)).await?;
-        replies.follow(Replies(bus.clone()), shutdown.clone()).await?;
+        replies.follow(Replies(bus.clone()), readers.shutdown()).await?;
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
         let imports = Imports {
-            jobs: Jobs::follow(&base, "imports", (&topics.import_status, &topics.import_requests), timeout, &shutdown)
-                .await?,
+            jobs: Jobs::follow(
+                &base,
+                "imports",
+                (&topics.import_status, &topics.import_requests),
+                timeout,
+                &readers.shutdown(),
+            )
+            .await?,
             blobs: blobs.clone(),
             max_bytes: config.max_import_bytes,
             limits: config.csv.limits(),
         };
         let exports = Exports {
-            jobs: Jobs::follow(&base, "exports", (&topics.export_status, &topics.export_requests), timeout, &shutdown)
-                .await?,
+            jobs: Jobs::follow(
+                &base,
+                "exports",
+                (&topics.export_status, &topics.export_requests),
+                timeout,
+                &readers.shutdown(),
+            )
+            .await?,
             blobs,
         };
 
@@ -112,7 +129,7 @@ impl Service for Application {
         );
         let search_budget = Duration::from_millis(config.limits.search_budget_ms);
         let state = AppState::new(Shared { users, positions, bus, imports, exports, search_budget });
-        Ok(Self { base, listener, config, state, authenticator })
+        Ok(Self { base, listener, config, state, authenticator, readers })
     }
 
     /// Serves until shutdown: stops accepting, finishes in-flight requests, flushes Kafka.
@@ -120,7 +137,13 @@ impl Service for Application {
         let rate_limit = http::RateLimit::new(&self.config.limits);
         tokio::spawn(rate_limit.clone().forget_idle(shutdown.clone()));
         let router = http::router(self.state, self.base.health.clone(), self.authenticator, rate_limit, &self.config);
-        let (api, admin) = tokio::join!(self.listener.serve(router), self.base.serve_until_stopped());
+        self.readers.hold();
+        let api = async {
+            let served = self.listener.serve(router).await;
+            self.readers.release();
+            served
+        };
+        let (api, admin) = tokio::join!(api, self.base.serve_until_stopped());
         api.context("public API server failed")?;
         admin
     }

@@ -245,6 +245,49 @@ pub struct Consumer {
     /// `READY_MAX_LAG_SECS`, for [`Consumer::ready_while_current`].
     max_lag: Duration,
     readiness: Option<LagReadiness>,
+    /// Where it resumed and how far it applied, per partition (logged, see [`Positions`]).
+    pub(super) positions: Positions,
+}
+
+/// Where a member is in each partition, for its logs: the first offset this process read from
+/// it (`resuming`: where the group had left off) and the offset after the last message it
+/// applied (named when it stops). After a restart, the first must never be below the second of
+/// the process before it: a message applied and then delivered again.
+#[derive(Debug, Default)]
+pub(super) struct Positions {
+    read: std::sync::Mutex<std::collections::HashSet<(String, i32)>>,
+    applied: std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>>,
+}
+
+impl Positions {
+    /// Logs where this process starts reading each partition it had not read yet.
+    fn read(&self, group: &str, batch: &[Incoming]) {
+        let mut read = self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for message in batch {
+            if read.insert((message.topic.clone(), message.partition)) {
+                tracing::info!(%group, topic = %message.topic, partition = message.partition, offset = message.offset,
+                    "resuming: the first record this process reads from the partition");
+            }
+        }
+    }
+
+    /// The batch's effects are recorded: what the next message of each partition will be.
+    pub(super) fn applied(&self, batch: &[Incoming]) {
+        let mut applied = self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for message in batch {
+            let next = applied.entry((message.topic.clone(), message.partition)).or_insert(0);
+            *next = (*next).max(message.offset + 1);
+        }
+    }
+
+    /// `topic/partition:next,...`: the offset after the last applied message of each
+    /// partition (`none` if nothing was applied).
+    pub(super) fn describe_applied(&self) -> String {
+        let applied = self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let parts: Vec<String> =
+            applied.iter().map(|((topic, partition), next)| format!("{topic}/{partition}:{next}")).collect();
+        if parts.is_empty() { "none".to_owned() } else { parts.join(",") }
+    }
 }
 
 impl std::fmt::Debug for Consumer {
@@ -299,6 +342,7 @@ impl Consumer {
             lag,
             max_lag: Duration::from_secs(config.ready_max_lag_secs),
             readiness: None,
+            positions: Positions::default(),
         })
     }
 
@@ -352,6 +396,7 @@ impl Consumer {
                         offset = message.offset, "could not store offset");
                 }
             }
+            self.positions.applied(&batch);
         }
         self.close();
     }
@@ -400,6 +445,7 @@ impl Consumer {
                         }
                     }
                     self.lag.taken(&batch);
+                    self.positions.read(&self.settings.group_id, &batch);
                     return Ok(Some(batch));
                 }
                 Err(error) => {
@@ -505,10 +551,11 @@ impl Consumer {
     }
 
     fn close(self) {
+        let (group, applied) = (&self.settings.group_id, self.positions.describe_applied());
         match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!(group = %self.settings.group_id, "consumer stopped; offsets committed"),
+            Ok(()) => tracing::info!(%group, %applied, "consumer stopped; offsets committed"),
             Err(error) if is_no_offset(&error) => {
-                tracing::info!(group = %self.settings.group_id, "consumer stopped; offsets were already committed");
+                tracing::info!(%group, %applied, "consumer stopped; offsets committed");
             }
             Err(error) => tracing::error!(group = %self.settings.group_id, %error, "final offset commit failed"),
         }

@@ -90,7 +90,8 @@ impl Consumer {
                 break;
             }
         }
-        tracing::info!(%group, "transactional consumer stopped; every applied batch is committed");
+        let applied = self.positions.describe_applied();
+        tracing::info!(%group, %applied, "consumer stopped; every applied batch is committed");
         Ok(())
     }
 
@@ -140,6 +141,7 @@ impl Consumer {
             }
         }
         producer.commit_consumed(next_offsets(batch)?, self.inner.group_metadata()).await?;
+        self.positions.applied(batch);
         for (message, reason) in batch.iter().zip(&outcomes) {
             let outcome = if reason.is_some() { "dead_lettered" } else { "ok" };
             metrics::counter!("kafka_consumed_total", "topic" => message.topic.clone(), "outcome" => outcome)

@@ -36,11 +36,19 @@ impl LagReadiness {
     }
 
     pub(super) fn judge(&mut self, seconds: f64) {
+        self.judge_why(seconds, String::new);
+    }
+
+    /// [`LagReadiness::judge`], saying `why` (when not empty) in the log and the detail when
+    /// it turns not ready.
+    pub(super) fn judge_why(&mut self, seconds: f64, why: impl FnOnce() -> String) {
         let max = self.max.as_secs_f64();
         match self.judge.reading(seconds, max) {
             Some(true) => {
-                tracing::warn!(what = %self.what, seconds, max, "lagging: not ready");
-                let detail = format!("{seconds:.0} s behind on {} (more than {max} s)", self.what);
+                let why = why();
+                tracing::warn!(what = %self.what, seconds, max, %why, "lagging: not ready");
+                let why = if why.is_empty() { why } else { format!(": {why}") };
+                let detail = format!("{seconds:.0} s behind on {} (more than {max} s){why}", self.what);
                 self.health.not_ready(self.check, detail);
             }
             Some(false) => {
@@ -153,6 +161,24 @@ impl GroupLag {
         in_hand.max(waiting)
     }
 
+    /// What holds the member back at `now_ms`: a batch in hand (a handler or a commit that
+    /// does not return) or records waiting that are not taken (a consumer not fetching).
+    pub(super) fn why(&self, now_ms: i64) -> String {
+        let age = |written: i64| (now_ms - written).max(0) / 1000;
+        let mut causes = Vec::new();
+        if let since @ 1.. = self.in_hand_since.load(Ordering::Relaxed) {
+            causes.push(format!("a batch in hand whose oldest record is {} s old", age(since)));
+        }
+        let partitions = self.partitions();
+        let mut waiting: Vec<_> = partitions.iter().filter(|(_, p)| p.waiting > 0).collect();
+        waiting.sort_by_key(|(key, _)| (*key).clone());
+        for ((topic, partition), p) in waiting {
+            let last = p.last_written_ms.map_or_else(|| "none taken".to_owned(), |w| format!("{} s", age(w)));
+            causes.push(format!("{} waiting in {topic}/{partition} (last taken: {last})", p.waiting));
+        }
+        causes.join("; ")
+    }
+
     /// Until `shutdown`: every [`LAG_INTERVAL`], `kafka_consumer_lag_seconds{group}`, and the
     /// readiness judged by it when given.
     pub(super) async fn watch(self: Arc<Self>, group: String, mut readiness: Option<LagReadiness>, shutdown: Shutdown) {
@@ -164,10 +190,11 @@ impl GroupLag {
                 () = shutdown.wait() => return,
                 _ = every.tick() => {}
             }
-            let seconds = self.seconds(millis_ago(Duration::ZERO));
+            let now = millis_ago(Duration::ZERO);
+            let seconds = self.seconds(now);
             gauge.set(seconds);
             if let Some(readiness) = readiness.as_mut() {
-                readiness.judge(seconds);
+                readiness.judge_why(seconds, || self.why(now));
             }
         }
     }
@@ -206,6 +233,7 @@ mod tests {
         lag.taken(&[message(0, now - 40_000), message(1, now - 50_000), message(0, now - 30_000)]);
         assert_eq!(lag.seconds(now), 50.0, "the oldest in hand, however long the handler takes");
         assert_eq!(lag.seconds(now + 10_000), 60.0, "and growing while it is in hand");
+        assert_eq!(lag.why(now), "a batch in hand whose oldest record is 50 s old");
         lag.done();
         assert_eq!(lag.seconds(now), 0.0, "done and nothing waiting: current");
     }
@@ -218,8 +246,10 @@ mod tests {
         lag.done();
         lag.waiting([(("t".to_owned(), 0), 0), (("t".to_owned(), 1), 5)]);
         assert_eq!(lag.seconds(now), 20.0, "partition 1 waits: since its last message taken");
+        assert_eq!(lag.why(now), "5 waiting in t/1 (last taken: 20 s)");
         lag.waiting([(("t".to_owned(), 2), 3)]);
         assert_eq!(lag.seconds(now), 100.0, "a partition never taken from: since the member started");
+        assert_eq!(lag.why(now), "3 waiting in t/2 (last taken: none taken)");
         lag.waiting([]);
         assert_eq!(lag.seconds(now), 0.0, "nothing held, nothing waiting");
     }

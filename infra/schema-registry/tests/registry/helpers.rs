@@ -1,6 +1,6 @@
 use platform::service::Service;
 use platform::testing::unique;
-use platform::{Shutdown, TelemetryConfig};
+use platform::{Shutdown, ShutdownConfig, TelemetryConfig};
 use schema_registry::{Application, Config, Level};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -36,6 +36,7 @@ impl TestRegistry {
             admin_token_file,
             kafka,
             telemetry: TelemetryConfig { log_format: platform::config::LogFormat::Text, otlp_endpoint: None },
+            shutdown: ShutdownConfig { drain_secs: 20 },
         };
         let shutdown = Shutdown::new();
         let app = Application::build(config, shutdown.clone()).await.expect("registry starts");

@@ -1,7 +1,8 @@
 //! `just chaos`: the fault suite on a fresh three-node cluster with the registry and the four
 //! services (started through the `service` binary next to this one). Prints one line per fault
 //! and exits non-zero if any acknowledged write was lost or applied twice, an import did not
-//! complete with each row once, or the projections disagreed.
+//! complete with each row once, the projections disagreed, or a service stopped with SIGTERM
+//! overran its drain bound or had a message it had applied delivered again.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -12,12 +13,14 @@ use system_tests::chaos::{self, Fault, Plan};
 #[derive(Debug, Parser)]
 #[command(name = "chaos", about = "Inject faults under load and check that nothing is lost or applied twice")]
 struct Args {
-    /// The short version `just test` runs: one broker kill and one service kill, lighter load.
+    /// The short version `just test` runs: one broker kill, one service kill and one SIGTERM,
+    /// lighter load.
     #[arg(long)]
     quick: bool,
     /// Only these faults, comma-separated (kill-commands-leader, kill-events-leader,
     /// kill-coordinator, restart-broker, kill-registry, kill-user-service, kill-api-gateway,
-    /// kill-import-worker, kill-export-worker, pause-broker).
+    /// kill-import-worker, kill-export-worker, pause-broker, sigterm-user-service,
+    /// sigterm-api-gateway, sigterm-import-worker, sigterm-export-worker).
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Clients writing through the gateway (default: the plan's).

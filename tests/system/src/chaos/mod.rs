@@ -7,6 +7,7 @@
 
 pub mod load;
 pub mod stack;
+pub mod stop;
 pub mod verify;
 
 use std::fmt::Write as _;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 pub use stack::Stack;
 
 use load::{Client, Gate, Shared};
+use stop::StopCheck;
 use verify::{Applied, Tally};
 
 /// One fault, injected while the load runs.
@@ -40,12 +42,15 @@ pub enum Fault {
     KillRegistry,
     /// kill -9 of a service and its restart at once.
     KillService(&'static str),
+    /// SIGTERM to a service and its restart once it has stopped: within its drain bound, and
+    /// no message it had applied is delivered again.
+    StopService(&'static str),
     /// SIGSTOP of a broker for longer than the session timeout, then SIGCONT.
     PauseBroker,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 14] = [
         Fault::KillCommandsLeader,
         Fault::KillEventsLeader,
         Fault::KillCoordinator,
@@ -56,6 +61,10 @@ impl Fault {
         Fault::KillService("import-worker"),
         Fault::KillService("export-worker"),
         Fault::PauseBroker,
+        Fault::StopService("user-service"),
+        Fault::StopService("api-gateway"),
+        Fault::StopService("import-worker"),
+        Fault::StopService("export-worker"),
     ];
 
     pub fn name(self) -> String {
@@ -66,6 +75,7 @@ impl Fault {
             Fault::RestartBroker => "restart-broker".into(),
             Fault::KillRegistry => "kill-registry".into(),
             Fault::KillService(service) => format!("kill-{service}"),
+            Fault::StopService(service) => format!("sigterm-{service}"),
             Fault::PauseBroker => "pause-broker".into(),
         }
     }
@@ -105,10 +115,15 @@ impl Plan {
         }
     }
 
-    /// One broker killed and one service killed, lighter load: the version `just test` runs.
+    /// One broker killed, one service killed and one stopped with SIGTERM, lighter load: the
+    /// version `just test` runs.
     pub fn quick() -> Self {
         Self {
-            faults: vec![Fault::KillCommandsLeader, Fault::KillService("user-service")],
+            faults: vec![
+                Fault::KillCommandsLeader,
+                Fault::KillService("user-service"),
+                Fault::StopService("user-service"),
+            ],
             clients: 4,
             rate: 5.0,
             before: Duration::from_secs(5),
@@ -131,6 +146,8 @@ pub struct Report {
     pub import: ImportCheck,
     /// Whether the users projections agreed at equal positions after the fault.
     pub digests_agree: Option<bool>,
+    /// For a SIGTERM: how the stop went.
+    pub stop: Option<StopCheck>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -163,6 +180,9 @@ impl Report {
         }
         if self.digests_agree != Some(true) {
             failures.push(format!("{name}: digests agree: {:?}", self.digests_agree));
+        }
+        for failure in self.stop.iter().flat_map(StopCheck::failures) {
+            failures.push(format!("{name}: {failure}"));
         }
         failures
     }
@@ -208,10 +228,13 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
         let import = start_import(&http, &stack.api, &token, &emails).await;
         tokio::time::sleep(plan.before).await;
 
-        let (target, recovery) = inject(stack, fault, plan, &http, &token).await?;
+        let (target, recovery, mut stop) = inject(stack, fault, plan, &http, &token).await?;
         let exited = stack.exited();
         anyhow::ensure!(exited.is_empty(), "after {}: {}", fault.name(), exited.join("\n"));
         tokio::time::sleep(plan.after).await;
+        if let (Some(stop), Fault::StopService(service)) = (&mut stop, fault) {
+            stop.redelivered = Some(stop::redelivered(&stop.applied, &stack.resumed(service)));
+        }
 
         // The checks, with the load paused: every write in hand finishes (or gives up).
         shared.gate.send_replace(Gate::Paused);
@@ -235,13 +258,14 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
             lost: emails.iter().filter(|e| applied.created(e) == 0).count(),
             duplicated: emails.iter().filter(|e| applied.created(e) > 1).count(),
         };
-        let report = Report { fault, target, writes, recovery, import, digests_agree };
+        let report = Report { fault, target, writes, recovery, import, digests_agree, stop };
         println!("{}", row(&report));
         for refusal in &report.writes.refusals {
             println!("    refused: {refusal}");
         }
         if !report.failures().is_empty() || report.recovery.is_none() {
             println!("{}", stack.warnings(40));
+            println!("    every log: {}", stack.save_logs(&fault.name()));
         }
         reports.push(report);
     }
@@ -253,14 +277,15 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
 }
 
 /// Injects `fault`, waits for the system to recover, and puts back what it took away (a
-/// killed broker is started again). Returns the target and the time to recover.
+/// killed broker is started again). Returns the target, the time to recover, and for a
+/// SIGTERM how the stop went.
 async fn inject(
     stack: &mut Stack,
     fault: Fault,
     plan: &Plan,
     http: &reqwest::Client,
     token: &str,
-) -> anyhow::Result<(String, Option<Duration>)> {
+) -> anyhow::Result<(String, Option<Duration>, Option<StopCheck>)> {
     let started = Instant::now();
     let recovered = async |stack: &Stack| {
         let (ready, written) = tokio::join!(
@@ -283,30 +308,34 @@ async fn inject(
             stack.node("kill", node)?;
             let recovery = recovered(stack).await;
             stack.node("start", node)?;
-            (format!("node {node}"), recovery)
+            (format!("node {node}"), recovery, None)
         }
         Fault::RestartBroker => {
             let node = node_of(stack)?;
             stack.node("stop", node)?;
             stack.node("start", node)?;
-            (format!("node {node}"), recovered(stack).await)
+            (format!("node {node}"), recovered(stack).await, None)
         }
         Fault::PauseBroker => {
             let node = node_of(stack)?;
             stack.node("pause", node)?;
             tokio::time::sleep(plan.pause).await;
             stack.node("resume", node)?;
-            (format!("node {node}, {} s", plan.pause.as_secs()), recovered(stack).await)
+            (format!("node {node}, {} s", plan.pause.as_secs()), recovered(stack).await, None)
         }
         Fault::KillRegistry => {
             stack.kill_registry()?;
             tokio::time::sleep(Duration::from_secs(5)).await;
             stack.registry(&["start"])?;
-            ("registry, 5 s".to_owned(), recovered(stack).await)
+            ("registry, 5 s".to_owned(), recovered(stack).await, None)
         }
         Fault::KillService(service) => {
             stack.kill_and_restart(service);
-            (service.to_owned(), recovered(stack).await)
+            (service.to_owned(), recovered(stack).await, None)
+        }
+        Fault::StopService(service) => {
+            let stop = stack.stop_and_restart(service).await?;
+            (service.to_owned(), recovered(stack).await, Some(stop))
         }
     })
 }
@@ -370,7 +399,7 @@ async fn finish_import(http: &reqwest::Client, api: &str, token: &str, id: &str)
 /// The table's header.
 pub fn header() -> String {
     format!(
-        "{:<22} {:<14} {:>6} {:>5} {:>5} {:>4} {:>10} {:>8} {:>9} {:>9} {:<12} {:<7}",
+        "{:<22} {:<14} {:>6} {:>5} {:>5} {:>4} {:>10} {:>8} {:>9} {:>9} {:<12} {:<7} {:>7} {:>7}",
         "fault",
         "target",
         "acked",
@@ -382,7 +411,9 @@ pub fn header() -> String {
         "max wait",
         "recovery",
         "import",
-        "digests"
+        "digests",
+        "stopped",
+        "redeliv"
     )
 }
 
@@ -395,8 +426,15 @@ pub fn row(report: &Report) -> String {
     } else {
         report.import.status.chars().take(12).collect()
     };
+    let (stopped, redelivered) = match &report.stop {
+        Some(stop) => {
+            let redelivered = stop.redelivered.map_or_else(|| "?".to_owned(), |n| n.to_string());
+            (format!("{}{}", seconds(stop.took), if stop.clean { "" } else { "!" }), redelivered)
+        }
+        None => ("-".to_owned(), "-".to_owned()),
+    };
     format!(
-        "{:<22} {:<14} {:>6} {:>5} {:>5} {:>4} {:>10} {:>8} {:>9} {:>9} {:<12} {:<7}",
+        "{:<22} {:<14} {:>6} {:>5} {:>5} {:>4} {:>10} {:>8} {:>9} {:>9} {:<12} {:<7} {:>7} {:>7}",
         report.fault.name(),
         report.target,
         writes.done,
@@ -412,6 +450,8 @@ pub fn row(report: &Report) -> String {
             Some(true) => "equal",
             Some(false) => "DIFFER",
             None => "apart",
-        }
+        },
+        stopped,
+        redelivered
     )
 }

@@ -5,13 +5,15 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use platform::testing::{Binary, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, metadata::Metadata};
 
 use platform::testing::poll;
+
+use super::stop::StopCheck;
 
 /// The services, in the order they start.
 pub const SERVICES: [&str; 4] = ["user-service", "import-worker", "export-worker", "api-gateway"];
@@ -94,6 +96,7 @@ impl Stack {
             ("GATEWAY_JWT_SECRET".to_owned(), stack.secret.clone()),
             ("GATEWAY_HTTP_ADDR".to_owned(), api_addr),
             ("GATEWAY_RATE_LIMIT_PER_SECOND".to_owned(), "0".to_owned()),
+            ("SHUTDOWN_DRAIN_SECS".to_owned(), super::stop::DRAIN.as_secs().to_string()),
         ];
         for (service, variable) in SERVICES.iter().zip([
             "USER_SERVICE_ADMIN_ADDR",
@@ -172,6 +175,11 @@ impl Stack {
     pub fn spawn(&mut self, service: &'static str) {
         let mut env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         env.push(("SYSTEM_TEST_SERVICE", service));
+        if service == "user-service" {
+            // The consumer group's and the transactions' own account, for a stall after a fault
+            // (see `save_logs`).
+            env.extend([("KAFKA_DEBUG", "cgrp,eos"), ("RUST_LOG", "info,librdkafka=debug")]);
+        }
         let launcher = self.launcher.display().to_string();
         self.processes.insert(service, Binary::spawn(&launcher, &env));
     }
@@ -182,6 +190,30 @@ impl Stack {
             process.kill_hard();
         }
         self.spawn(service);
+    }
+
+    /// SIGTERM to `service`, as an orchestrator stopping it; once it has exited, a new process in
+    /// its place. What the stop took and where its consumers had applied up to (its logs).
+    pub async fn stop_and_restart(&mut self, service: &'static str) -> anyhow::Result<StopCheck> {
+        let process = self.processes.remove(service).ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+        let started = Instant::now();
+        process.terminate();
+        // Past the bound the service must have given up by itself; the wait is longer only so
+        // that a stop past it is measured, not cut short.
+        let exit = process.wait_exit(super::stop::DRAIN * 3).await;
+        let took = started.elapsed();
+        self.spawn(service);
+        Ok(StopCheck {
+            took,
+            clean: exit.status.success(),
+            applied: super::stop::applied(&exit.logs),
+            redelivered: None,
+        })
+    }
+
+    /// Where the running `service` started reading each partition (see [`super::stop::resumed`]).
+    pub fn resumed(&self, service: &str) -> super::stop::Positions {
+        self.processes.get(service).map(|process| super::stop::resumed(&process.logs())).unwrap_or_default()
     }
 
     /// The services that exited, each with its last log lines: what to show when one is not
@@ -212,6 +244,21 @@ impl Stack {
         shown
     }
 
+    /// Writes every running service's whole log to `target/chaos-logs/<label>-<id>/<service>.log`;
+    /// returns the directory (what to read when a fault was not recovered from).
+    pub fn save_logs(&self, label: &str) -> String {
+        let dir = repo().join("target/chaos-logs").join(unique(label));
+        let saved = std::fs::create_dir_all(&dir).and_then(|()| {
+            self.processes.iter().try_for_each(|(service, process)| {
+                std::fs::write(dir.join(format!("{service}.log")), process.logs().join("\n"))
+            })
+        });
+        match saved {
+            Ok(()) => dir.display().to_string(),
+            Err(error) => format!("(the logs could not be saved in {}: {error})", dir.display()),
+        }
+    }
+
     /// Waits until every service's `/ready` answers 200.
     pub async fn all_ready(&self, within: Duration) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -226,7 +273,11 @@ impl Stack {
                     Ok(answer) => answer.text().await.unwrap_or_default(),
                     Err(error) => error.to_string(),
                 };
-                anyhow::bail!("{service} not ready within {within:?}: {report}\n{}", self.warnings(40));
+                let logs = self.save_logs("not-ready");
+                anyhow::bail!(
+                    "{service} not ready within {within:?}: {report}\n{}\nevery log: {logs}",
+                    self.warnings(40)
+                );
             }
         }
         Ok(())
