@@ -96,28 +96,17 @@ impl Service for Application {
         replies.follow(Replies(bus.clone()), readers.shutdown()).await?;
         tokio::spawn(expire_outcomes(bus.clone(), shutdown.clone()));
 
+        let following = readers.shutdown();
         let imports = Imports {
-            jobs: Jobs::follow(
-                &base,
-                "imports",
-                (&topics.import_status, &topics.import_requests),
-                timeout,
-                &readers.shutdown(),
-            )
-            .await?,
+            jobs: Jobs::follow(&base, "imports", (&topics.import_status, &topics.import_requests), timeout, &following)
+                .await?,
             blobs: blobs.clone(),
             max_bytes: config.max_import_bytes,
             limits: config.csv.limits(),
         };
         let exports = Exports {
-            jobs: Jobs::follow(
-                &base,
-                "exports",
-                (&topics.export_status, &topics.export_requests),
-                timeout,
-                &readers.shutdown(),
-            )
-            .await?,
+            jobs: Jobs::follow(&base, "exports", (&topics.export_status, &topics.export_requests), timeout, &following)
+                .await?,
             blobs,
         };
 

@@ -89,7 +89,7 @@ impl Service for Application {
         };
         base.admin_route("/digest", platform::users::digest_route(Self::NAME, source));
         let consuming = async {
-            let mut state = state;
+            let (mut state, mut producer) = (state, producer);
             loop {
                 let settings =
                     ConsumerSettings::new(&config.consumer_group, &[topics.commands.name()], &base.topics.dead_letters)
@@ -114,6 +114,27 @@ impl Service for Application {
                         shutdown.trigger();
                         return Err(error.into());
                     }
+                    Err(TransactionalStop::Transaction(stuck @ TransactionError::Stuck { .. })) => {
+                        // A new producer under the same transactional id fences the wedged one
+                        // and aborts its transaction; the batch is decided again after a rebuild.
+                        tracing::warn!(error = %stuck, "replacing the transactional producer and rebuilding the state");
+                        metrics::counter!("user_service_rebuilds_total").increment(1);
+                        base.health.not_ready("state", "replacing a wedged transactional producer");
+                        producer = loop {
+                            match replacement(&base.kafka, &config.transactional_id).await {
+                                Ok(producer) => break producer,
+                                Err(error) => {
+                                    tracing::warn!(error = %format!("{error:#}"), "no new transactional producer yet; trying again in 1 s");
+                                    tokio::select! {
+                                        () = shutdown.wait() => return Ok(()),
+                                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                    }
+                                }
+                            }
+                        };
+                        state = rebuild(&base, &producer).await?;
+                        *current.write().unwrap_or_else(PoisonError::into_inner) = state.clone();
+                    }
                     Err(stopped) => {
                         tracing::warn!(error = %stopped, "a batch did not commit; rebuilding the state from Kafka");
                         metrics::counter!("user_service_rebuilds_total").increment(1);
@@ -128,6 +149,14 @@ impl Service for Application {
         admin?;
         consumed
     }
+}
+
+/// A new transactional producer under `transactional_id`, its transactions initialised: it
+/// fences whichever producer had the id before (aborting its open transaction).
+async fn replacement(kafka: &platform::KafkaConfig, transactional_id: &str) -> anyhow::Result<Producer> {
+    let producer = Producer::transactional(kafka, Application::NAME, transactional_id)?;
+    producer.init_transactions().await.context("initialising Kafka transactions again")?;
+    Ok(producer)
 }
 
 /// Rebuilds the state from Kafka; on the first start of a deployment from before the state

@@ -143,6 +143,30 @@ pub enum TransactionError {
     /// The producer cannot go on (the transaction's outcome is the broker's to decide).
     #[error("transactional producer failed: {0}")]
     Fatal(#[source] KafkaError),
+    /// A transactional call did not return long after its own timeout: the producer is
+    /// wedged (librdkafka ignores the timeout of `send_offsets_to_transaction` and can wait
+    /// for good for a group coordinator it has dropped: confluentinc/librdkafka#5456, #5511).
+    /// Its transaction never commits; a new producer with the same transactional id fences it
+    /// and aborts the transaction.
+    #[error("a transactional call ({call}) did not return within {waited:?}: the producer is wedged")]
+    Stuck { call: &'static str, waited: Duration },
+}
+
+/// How long past its own timeout a transactional call may run before it is given up as stuck.
+const STUCK_MARGIN: Duration = Duration::from_secs(10);
+
+/// Runs `call` on a blocking thread, waiting at most `bound` for it (the thread itself cannot
+/// be stopped: a stuck call keeps it until it returns, if ever).
+async fn within<T: Send + 'static>(
+    bound: Duration,
+    name: &'static str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, TransactionError> {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(bound, tokio::task::spawn_blocking(call)).await {
+        Ok(joined) => Ok(joined.expect("transactional calls do not panic")),
+        Err(_) => Err(TransactionError::Stuck { call: name, waited: started.elapsed() }),
+    }
 }
 
 impl Producer {
@@ -191,11 +215,11 @@ impl Producer {
     /// same id (aborting its open transaction), so from here on this one is the only writer.
     pub async fn init_transactions(&self) -> Result<(), TransactionError> {
         let timeout = self.queue_timeout;
-        self.blocking(move |p| p.init_transactions(timeout)).await
+        self.blocking("init_transactions", move |p| p.init_transactions(timeout)).await
     }
 
     pub async fn begin(&self) -> Result<(), TransactionError> {
-        self.blocking(|p| p.begin_transaction()).await
+        self.blocking("begin_transaction", |p| p.begin_transaction()).await
     }
 
     /// Commits the open transaction. Any failure leaves it aborted (or the producer fenced):
@@ -213,16 +237,19 @@ impl Producer {
         group: Option<ConsumerGroupMetadata>,
     ) -> Result<(), TransactionError> {
         let timeout = self.queue_timeout;
-        let committed = self
-            .blocking(move |p| {
-                if let Some(group) = &group
-                    && offsets.count() > 0
-                {
-                    p.send_offsets_to_transaction(&offsets, group, timeout)?;
-                }
-                p.commit_transaction(timeout)
-            })
-            .await;
+        let mut committed = Ok(());
+        if let Some(group) = group
+            && offsets.count() > 0
+        {
+            committed = self
+                .blocking("send_offsets_to_transaction", move |p| {
+                    p.send_offsets_to_transaction(&offsets, &group, timeout)
+                })
+                .await;
+        }
+        if committed.is_ok() {
+            committed = self.blocking("commit_transaction", move |p| p.commit_transaction(timeout)).await;
+        }
         match committed {
             Err(TransactionError::Aborted(error)) => {
                 self.abort().await?;
@@ -236,17 +263,26 @@ impl Producer {
     /// readers.
     pub async fn abort(&self) -> Result<(), TransactionError> {
         let timeout = self.queue_timeout;
-        self.blocking(move |p| p.abort_transaction(timeout)).await
+        self.blocking("abort_transaction", move |p| p.abort_transaction(timeout)).await
     }
 
-    /// Runs a blocking transactional call off the async workers and sorts its error.
-    async fn blocking<F>(&self, call: F) -> Result<(), TransactionError>
+    /// Runs a blocking transactional call off the async workers and sorts its error; gives up
+    /// on it as [`TransactionError::Stuck`] once it has overrun its own timeout by a margin.
+    async fn blocking<F>(&self, name: &'static str, call: F) -> Result<(), TransactionError>
     where
         F: FnOnce(&FutureProducer<Watched>) -> Result<(), KafkaError> + Send + 'static,
     {
         let inner = self.inner.clone();
-        let result = tokio::task::spawn_blocking(move || call(&inner)).await.expect("transactional calls do not panic");
-        result.map_err(|error| self.classify(error))
+        // Every call is given the queue timeout as its own.
+        let bound = self.queue_timeout + STUCK_MARGIN;
+        match within(bound, name, move || call(&inner)).await {
+            Ok(result) => result.map_err(|error| self.classify(error)),
+            Err(stuck) => {
+                tracing::error!(error = %stuck, "giving up on a wedged transactional producer");
+                metrics::counter!("kafka_transactional_calls_stuck_total").increment(1);
+                Err(stuck)
+            }
+        }
     }
 
     fn classify(&self, error: KafkaError) -> TransactionError {
@@ -322,5 +358,22 @@ pub(crate) struct Watched(Arc<BrokerWatch>);
 impl rdkafka::ClientContext for Watched {
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.0.check(&statistics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_blocking_call_past_its_bound_is_given_up_as_stuck_and_one_within_it_returns() {
+        let returned = within(Duration::from_secs(5), "quick", || 7).await;
+        assert!(matches!(returned, Ok(7)));
+        let stuck =
+            within(Duration::from_millis(50), "wedged", || std::thread::sleep(Duration::from_millis(600))).await;
+        assert!(
+            matches!(stuck, Err(TransactionError::Stuck { call: "wedged", waited }) if waited < Duration::from_millis(500)),
+            "{stuck:?}"
+        );
     }
 }

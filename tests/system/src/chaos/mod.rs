@@ -230,7 +230,9 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
 
         let (target, recovery, mut stop) = inject(stack, fault, plan, &http, &token).await?;
         let exited = stack.exited();
-        anyhow::ensure!(exited.is_empty(), "after {}: {}", fault.name(), exited.join("\n"));
+        if !exited.is_empty() {
+            anyhow::bail!("after {}: {}\nevery log: {}", fault.name(), exited.join("\n"), stack.save_logs("exited"));
+        }
         tokio::time::sleep(plan.after).await;
         if let (Some(stop), Fault::StopService(service)) = (&mut stop, fault) {
             stop.redelivered = Some(stop::redelivered(&stop.applied, &stack.resumed(service)));
@@ -330,7 +332,7 @@ async fn inject(
             ("registry, 5 s".to_owned(), recovered(stack).await, None)
         }
         Fault::KillService(service) => {
-            stack.kill_and_restart(service);
+            stack.kill_and_restart(service)?;
             (service.to_owned(), recovered(stack).await, None)
         }
         Fault::StopService(service) => {

@@ -185,16 +185,28 @@ impl Stack {
     }
 
     /// SIGKILL to `service`, and a new process in its place.
-    pub fn kill_and_restart(&mut self, service: &'static str) {
+    pub fn kill_and_restart(&mut self, service: &'static str) -> anyhow::Result<()> {
+        self.running(service)?;
         if let Some(process) = self.processes.remove(service) {
             process.kill_hard();
         }
         self.spawn(service);
+        Ok(())
+    }
+
+    /// An error naming `service` and where its logs are saved if it has exited on its own.
+    fn running(&mut self, service: &str) -> anyhow::Result<()> {
+        let exited = self.processes.get_mut(service).is_some_and(|process| !process.is_running());
+        if exited {
+            anyhow::bail!("{service} had exited on its own; every log: {}", self.save_logs("exited"));
+        }
+        Ok(())
     }
 
     /// SIGTERM to `service`, as an orchestrator stopping it; once it has exited, a new process in
     /// its place. What the stop took and where its consumers had applied up to (its logs).
     pub async fn stop_and_restart(&mut self, service: &'static str) -> anyhow::Result<StopCheck> {
+        self.running(service)?;
         let process = self.processes.remove(service).ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
         let started = Instant::now();
         process.terminate();
