@@ -275,6 +275,7 @@ async fn run_on(stack: &mut Stack, plan: &Plan) -> anyhow::Result<Vec<Report>> {
     for client in clients {
         let _ = client.await;
     }
+    println!("chaos: the running services' logs: {}", stack.save_logs("run"));
     Ok(reports)
 }
 
