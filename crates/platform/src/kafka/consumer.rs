@@ -552,12 +552,12 @@ impl Consumer {
 
     fn close(self) {
         let (group, applied) = (&self.settings.group_id, self.positions.describe_applied());
+        // `applied` is named whatever happens: it is what a restart must not read again.
         match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => tracing::info!(%group, %applied, "consumer stopped; offsets committed"),
-            Err(error) if is_no_offset(&error) => {
-                tracing::info!(%group, %applied, "consumer stopped; offsets committed");
+            Err(error) if !is_no_offset(&error) => {
+                tracing::error!(%group, %applied, %error, "consumer stopped; final offset commit failed");
             }
-            Err(error) => tracing::error!(group = %self.settings.group_id, %error, "final offset commit failed"),
+            _ => tracing::info!(%group, %applied, "consumer stopped; offsets committed"),
         }
         self.inner.unsubscribe();
         // Dropping the StreamConsumer closes it and leaves the group at once.
