@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::config::KafkaConfig;
@@ -75,6 +75,10 @@ pub struct Binary {
     logs: Arc<Mutex<Vec<String>>>,
     /// Reads stdout into `logs` until the process closes it.
     reader: tokio::task::JoinHandle<()>,
+    /// What it wrote on stderr (drained as it comes, like stdout).
+    stderr: Arc<Mutex<String>>,
+    /// Reads stderr into `stderr` until the process closes it.
+    stderr_reader: tokio::task::JoinHandle<()>,
     /// How many lines `wait_for_log` has looked at.
     cursor: usize,
 }
@@ -106,7 +110,19 @@ impl Binary {
                 sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
             }
         });
-        Self { child, logs, reader, cursor: 0 }
+        let mut pipe = child.stderr.take().expect("piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let errors = Arc::clone(&stderr);
+        let stderr_reader = tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            while let Ok(read @ 1..) = pipe.read(&mut chunk).await {
+                errors
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push_str(&String::from_utf8_lossy(&chunk[..read]));
+            }
+        });
+        Self { child, logs, reader, stderr, stderr_reader, cursor: 0 }
     }
 
     /// Waits until a log line (after those already matched) contains `needle`; returns it.
@@ -162,29 +178,37 @@ impl Binary {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// How the process ended, once it has.
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Sends SIGKILL: a crash, nothing flushed or committed.
     pub fn kill_hard(&self) {
         self.signal("-KILL");
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("still running").to_string();
+        let pid = self.child.id().expect("signalled while running (check `is_running` first)").to_string();
         let status = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill runs");
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// Waits for the process to end (panicking after `timeout`, i.e. a hang).
     pub async fn wait_exit(mut self, timeout: Duration) -> Exit {
-        let mut stderr = String::new();
-        let mut pipe = self.child.stderr.take().expect("piped");
         let status = tokio::time::timeout(timeout, async {
-            let (status, _, _) = tokio::join!(self.child.wait(), pipe.read_to_string(&mut stderr), &mut self.reader);
+            let (status, _, _) = tokio::join!(self.child.wait(), &mut self.reader, &mut self.stderr_reader);
             status
         })
         .await
         .unwrap_or_else(|_| panic!("the process did not exit within {timeout:?} (a hang)"))
         .expect("wait succeeds");
-        Exit { status, stderr, logs: self.logs() }
+        Exit { status, stderr: self.stderr(), logs: self.logs() }
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 

@@ -333,7 +333,7 @@ async fn inject(
             ("registry, 5 s".to_owned(), recovered(stack).await, None)
         }
         Fault::KillService(service) => {
-            stack.kill_and_restart(service)?;
+            stack.kill_and_restart(service).await?;
             (service.to_owned(), recovered(stack).await, None)
         }
         Fault::StopService(service) => {

@@ -184,21 +184,25 @@ impl Stack {
         self.processes.insert(service, Binary::spawn(&launcher, &env));
     }
 
-    /// SIGKILL to `service`, and a new process in its place.
-    pub fn kill_and_restart(&mut self, service: &'static str) -> anyhow::Result<()> {
+    /// SIGKILL to `service`, and once it is gone, a new process in its place (as an
+    /// orchestrator restarts a crashed service: started before the old one had died, the new
+    /// one found its ports still taken).
+    pub async fn kill_and_restart(&mut self, service: &'static str) -> anyhow::Result<()> {
         self.running(service)?;
         if let Some(process) = self.processes.remove(service) {
             process.kill_hard();
+            process.wait_exit(Duration::from_secs(30)).await;
         }
         self.spawn(service);
         Ok(())
     }
 
-    /// An error naming `service` and where its logs are saved if it has exited on its own.
+    /// An error naming `service`, its last log lines and where its logs are saved if it has
+    /// exited on its own.
     fn running(&mut self, service: &str) -> anyhow::Result<()> {
         let exited = self.processes.get_mut(service).is_some_and(|process| !process.is_running());
         if exited {
-            anyhow::bail!("{service} had exited on its own; every log: {}", self.save_logs("exited"));
+            anyhow::bail!("{}\nevery log: {}", self.exited().join("\n"), self.save_logs("exited"));
         }
         Ok(())
     }
@@ -236,7 +240,11 @@ impl Stack {
             if !process.is_running() {
                 let logs = process.logs();
                 let last = logs.iter().rev().take(20).rev().cloned().collect::<Vec<_>>().join("\n  ");
-                exited.push(format!("{service} exited; its last log lines:\n  {last}"));
+                let status = process.status().map_or_else(|| "?".to_owned(), |status| status.to_string());
+                let stderr = process.stderr();
+                exited.push(format!(
+                    "{service} exited on its own ({status}); its stderr: {stderr:?}; its last log lines:\n  {last}"
+                ));
             }
         }
         exited
@@ -346,9 +354,13 @@ impl Stack {
         }
     }
 
-    /// Stops the services (SIGTERM), then the registry and the cluster (see `Drop`).
+    /// Stops the services still running (SIGTERM), then the registry and the cluster (see
+    /// `Drop`).
     pub async fn stop(mut self) {
-        for (_, process) in self.processes.drain() {
+        for (_, mut process) in self.processes.drain() {
+            if !process.is_running() {
+                continue;
+            }
             process.terminate();
             let _ = tokio::time::timeout(Duration::from_secs(60), process.wait_exit(Duration::from_secs(60))).await;
         }
