@@ -20,6 +20,7 @@ pub mod export;
 pub mod import;
 pub mod import_file;
 pub mod reply;
+pub mod stored;
 pub mod time;
 pub mod user;
 pub mod view;

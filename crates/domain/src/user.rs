@@ -93,6 +93,11 @@ impl Email {
         self.0
     }
 
+    /// An address that was valid when it was stored (the view's compact copy): not checked again.
+    pub(crate) fn stored(email: &str) -> Self {
+        Self(email.to_owned())
+    }
+
     /// The uniqueness key: two addresses differing only in case are the same user.
     pub fn key(&self) -> String {
         self.0.to_lowercase()
@@ -149,6 +154,11 @@ impl Name {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+
+    /// A name that was valid when it was stored (the view's compact copy): not checked again.
+    pub(crate) fn stored(name: &str) -> Self {
+        Self(name.to_owned())
     }
 }
 
@@ -214,6 +224,14 @@ impl Locale {
         let mut inline = [0; Self::MAX_LEN];
         inline[..tag.len()].copy_from_slice(tag.as_bytes());
         Ok(Self { tag: inline, len: tag.len() as u8 })
+    }
+
+    /// A tag that was valid when it was stored (the view's compact copy): not checked again;
+    /// `None` if it could not have come from [`Locale::parse`] (longer than a tag can be).
+    pub(crate) fn stored(tag: &str) -> Option<Self> {
+        let mut inline = [0; Self::MAX_LEN];
+        inline.get_mut(..tag.len())?.copy_from_slice(tag.as_bytes());
+        Some(Self { tag: inline, len: u8::try_from(tag.len()).ok()? })
     }
 
     pub fn as_str(&self) -> &str {

@@ -30,13 +30,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use ahash::RandomState;
-use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
 use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::decide::Users;
 use crate::event::{Event, EventEnvelope};
+use crate::stored::{Shards, StoredUser};
 use crate::user::User;
 
 #[derive(Debug, Clone, Default)]
@@ -44,19 +44,28 @@ pub struct UserView {
     inner: Arc<Inner>,
 }
 
-/// The users claiming one email key: one, except while partitions are applied unevenly.
-type Claims = SmallVec<[Uuid; 1]>;
-
 #[derive(Debug, Default)]
 struct Inner {
-    /// Each version is immutable and shared: a snapshot holds versions without copying them.
-    users: DashMap<Uuid, Arc<User>, RandomState>,
-    /// How many users there are (DashMap's own `len` locks every shard).
+    /// Each user's current version, by the hash of its id. Each version is immutable and
+    /// shared: a snapshot holds versions without copying them.
+    users: Shards<Arc<StoredUser>>,
+    /// How many users there are.
     count: AtomicUsize,
-    /// Email key -> the live users whose current email has that key.
-    emails: DashMap<String, Claims, RandomState>,
+    /// The claims on email keys: every live user's, by the hash of its current email's key.
+    /// The key itself is not kept (the user has it): a lookup checks each claim under its hash
+    /// against the claimant's email.
+    emails: Shards<Claim>,
     /// Ids in order (UUID v7: creation order), for stable pagination.
     order: RwLock<BTreeSet<Uuid>>,
+    hasher: RandomState,
+}
+
+/// A live user's claim on the key of its email ([`crate::user::Email::key`]), filed under the
+/// key's hash; the hash is kept to move the claim when its table grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Claim {
+    key: u64,
+    owner: Uuid,
 }
 
 /// A page of users ([`UserView::page`]).
@@ -88,33 +97,39 @@ impl UserView {
     /// Applies `event`; returns false if it was not newer than what the view holds.
     pub fn apply(&self, event: &Event) -> bool {
         match event {
-            Event::Created(user) | Event::Updated(user) => {
-                // Checked before cloning: a replayed event costs no copy.
-                self.is_newer(user.id, user.version) && self.put(user.clone())
+            Event::Created(user) | Event::Updated(user) => self.put_ref(user),
+            Event::Deleted { user_id, version, .. } => {
+                self.current(*user_id).is_none_or(|known| known.version() < *version) && self.remove(*user_id)
             }
-            Event::Deleted { user_id, version, .. } => self.is_newer(*user_id, *version) && self.remove(*user_id),
         }
-    }
-
-    fn is_newer(&self, id: Uuid, version: u64) -> bool {
-        self.inner.users.get(&id).is_none_or(|known| known.version < version)
     }
 
     /// Holds `user` as its latest state unless the view holds that version or a newer one
     /// (what a created or updated event, or a state record, says); false if it was not newer.
     pub fn put(&self, user: User) -> bool {
+        self.put_ref(&user)
+    }
+
+    fn put_ref(&self, user: &User) -> bool {
         let id = user.id;
-        let previous = self.inner.users.get(&id).map(|u| Arc::clone(&u));
-        if previous.as_ref().is_some_and(|p| p.version >= user.version) {
+        let previous = self.current(id);
+        if previous.as_ref().is_some_and(|p| p.version() >= user.version) {
             return false;
         }
-        let key = user.email.key();
-        let old = previous.map(|p| p.email.key());
-        self.inner.users.insert(id, Arc::new(user));
-        match old {
+        let stored = Arc::new(StoredUser::new(user));
+        let key = self.key_hash(stored.email());
+        let hash = self.id_hash(id);
+        let hasher = |u: &Arc<StoredUser>| self.id_hash(u.id());
+        match self.inner.users.write(hash).entry(hash, |u| u.id() == id, hasher) {
+            hashbrown::hash_table::Entry::Occupied(mut entry) => *entry.get_mut() = stored,
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                entry.insert(stored);
+            }
+        }
+        match previous.map(|p| self.key_hash(p.email())) {
             Some(old) if old == key => {}
             Some(old) => {
-                self.unclaim(&old, id);
+                self.unclaim(old, id);
                 self.claim(key, id);
             }
             None => {
@@ -129,25 +144,45 @@ impl UserView {
     /// Removes `id`'s user, whatever its version: a deletion read from the state topic, whose
     /// tombstone comes after every earlier state of that user on its partition.
     pub fn remove(&self, id: Uuid) -> bool {
-        let Some((_, previous)) = self.inner.users.remove(&id) else { return false };
-        self.unclaim(&previous.email.key(), id);
+        let hash = self.id_hash(id);
+        let removed = self.inner.users.write(hash).find_entry(hash, |u| u.id() == id).ok().map(|e| e.remove().0);
+        let Some(previous) = removed else { return false };
+        self.unclaim(self.key_hash(previous.email()), id);
         self.inner.count.fetch_sub(1, Ordering::Relaxed);
         self.order().remove(&id);
         true
     }
 
-    fn claim(&self, key: String, id: Uuid) {
-        let mut claims = self.inner.emails.entry(key).or_default();
-        if !claims.contains(&id) {
-            claims.push(id);
+    fn claim(&self, key: u64, owner: Uuid) {
+        let mut claims = self.inner.emails.write(key);
+        if claims.find(key, |claim| claim.owner == owner).is_none() {
+            claims.insert_unique(key, Claim { key, owner }, |claim| claim.key);
         }
     }
 
-    fn unclaim(&self, key: &str, id: Uuid) {
-        self.inner.emails.remove_if_mut(key, |_, claims| {
-            claims.retain(|owner| *owner != id);
-            claims.is_empty()
-        });
+    fn unclaim(&self, key: u64, owner: Uuid) {
+        let mut claims = self.inner.emails.write(key);
+        if let Ok(claim) = claims.find_entry(key, |claim| claim.owner == owner) {
+            claim.remove();
+        }
+    }
+
+    fn id_hash(&self, id: Uuid) -> u64 {
+        self.inner.hasher.hash_one(id.as_u128())
+    }
+
+    /// The hash of an email's uniqueness key ([`crate::user::Email::key`]: the address in
+    /// ASCII lower case), made without allocating it.
+    fn key_hash(&self, email: &str) -> u64 {
+        let mut key = [0u8; 256];
+        match key.get_mut(..email.len()) {
+            Some(buffer) => {
+                buffer.copy_from_slice(email.as_bytes());
+                buffer.make_ascii_lowercase();
+                self.inner.hasher.hash_one(&*buffer)
+            }
+            None => self.inner.hasher.hash_one(email.to_ascii_lowercase().as_bytes()),
+        }
     }
 
     /// A function applying each event it is given: what a projection's tail calls.
@@ -158,28 +193,35 @@ impl UserView {
         }
     }
 
-    pub fn get(&self, id: Uuid) -> Option<User> {
-        self.inner.users.get(&id).map(|u| User::clone(&u))
+    /// The current version of `id`'s user, shared.
+    fn current(&self, id: Uuid) -> Option<Arc<StoredUser>> {
+        let hash = self.id_hash(id);
+        self.inner.users.read(hash).find(hash, |u| u.id() == id).cloned()
     }
 
-    /// The id of the user holding `email_key` ([`crate::user::Email::key`]). Should two users
-    /// claim it (one partition applied further than another), the newest fact wins: the user
-    /// changed last.
+    pub fn get(&self, id: Uuid) -> Option<User> {
+        self.current(id).map(|u| u.to_user())
+    }
+
+    /// The user holding `email_key` ([`crate::user::Email::key`]). Should two users claim it
+    /// (one partition applied further than another), the newest fact wins: the user changed
+    /// last.
+    fn owner(&self, email_key: &str) -> Option<Arc<StoredUser>> {
+        let hash = self.inner.hasher.hash_one(email_key.as_bytes());
+        let claims: SmallVec<[Claim; 2]> = self.inner.emails.read(hash).iter_hash(hash).copied().collect();
+        // Claims under one hash may be on other keys (a collision): each is checked.
+        let owners = claims.iter().filter_map(|c| self.current(c.owner)).filter(|u| u.has_email_key(email_key));
+        owners.max_by_key(|u| (u.updated_at(), u.version(), u.id()))
+    }
+
+    /// The id of the user holding `email_key` ([`crate::user::Email::key`]).
     pub fn owner_of(&self, email_key: &str) -> Option<Uuid> {
-        let claims = self.inner.emails.get(email_key)?.clone();
-        match claims.as_slice() {
-            [one] => Some(*one),
-            many => many
-                .iter()
-                .filter_map(|id| self.inner.users.get(id).map(|u| (u.updated_at, u.version, *id)))
-                .max()
-                .map(|(_, _, id)| id),
-        }
+        self.owner(email_key).map(|u| u.id())
     }
 
     /// The user holding `email_key` ([`crate::user::Email::key`]).
     pub fn by_email(&self, email_key: &str) -> Option<User> {
-        self.get(self.owner_of(email_key)?)
+        self.owner(email_key).map(|u| u.to_user())
     }
 
     pub fn len(&self) -> usize {
@@ -214,12 +256,12 @@ impl UserView {
                 order.range((start, Bound::Unbounded)).take(STEP).copied().collect()
             };
             for id in &ids {
-                let Some(user) = self.get_shared_if(*id, &keep) else { continue };
+                let Some(user) = self.get(*id).filter(&keep) else { continue };
                 if items.len() == limit {
                     let next = items.last().map(|u: &User| u.id);
                     return Page { items, next, partial: false };
                 }
-                items.push(User::clone(&user));
+                items.push(user);
             }
             if ids.len() < STEP {
                 return Page { items, next: None, partial: false };
@@ -233,8 +275,13 @@ impl UserView {
 
     /// The current version of `id`'s user if it satisfies `keep`, shared rather than copied:
     /// what a snapshot of many users is made of.
-    pub fn get_shared_if(&self, id: Uuid, keep: impl Fn(&User) -> bool) -> Option<Arc<User>> {
-        self.inner.users.get(&id).filter(|u| keep(u)).map(|u| Arc::clone(&u))
+    pub fn get_shared_if(&self, id: Uuid, keep: impl Fn(&User) -> bool) -> Option<Arc<StoredUser>> {
+        self.current(id).filter(|u| keep(&u.to_user()))
+    }
+
+    /// The current version of `id`'s user, shared rather than copied.
+    pub fn get_shared(&self, id: Uuid) -> Option<Arc<StoredUser>> {
+        self.current(id)
     }
 
     /// Every id, in id order (creation order): a cheap consistent list to read users by.
@@ -244,17 +291,22 @@ impl UserView {
 
     /// Every user, in id order.
     pub fn snapshot(&self) -> Vec<User> {
-        let order = self.inner.order.read().unwrap_or_else(PoisonError::into_inner);
-        order.iter().filter_map(|id| self.get(*id)).collect()
+        self.ids().into_iter().filter_map(|id| self.get(id)).collect()
     }
 
-    /// Every (email key, owner) claim of the index, sorted.
+    /// Every (email key, owner) claim of the index, sorted. A claim filed under a hash other
+    /// than its owner's current key's (an index out of step with the users) shows as a claim
+    /// on `"(misfiled)"`.
     pub fn claims(&self) -> Vec<(String, Uuid)> {
-        let mut claims: Vec<(String, Uuid)> = self
-            .inner
-            .emails
-            .iter()
-            .flat_map(|entry| entry.value().iter().map(|id| (entry.key().clone(), *id)).collect::<Vec<_>>())
+        let all: Vec<Claim> =
+            self.inner.emails.each().flat_map(|claims| claims.iter().copied().collect::<Vec<_>>()).collect();
+        let mut claims: Vec<(String, Uuid)> = all
+            .into_iter()
+            .map(|claim| {
+                let owner = self.current(claim.owner).filter(|u| self.key_hash(u.email()) == claim.key);
+                let key = owner.map_or_else(|| "(misfiled)".to_owned(), |u| u.email().to_ascii_lowercase());
+                (key, claim.owner)
+            })
             .collect();
         claims.sort_unstable();
         claims
@@ -263,14 +315,15 @@ impl UserView {
     /// The view's [`Digest`]: a pass over every user and claim (run it off the async workers).
     pub fn digest(&self) -> Digest {
         let mut digest = Digest::default();
-        for user in &self.inner.users {
-            digest.users += 1;
-            digest.versions = digest.versions.wrapping_add(hash(&[user.id.as_bytes(), &user.version.to_be_bytes()]));
-        }
-        for entry in &self.inner.emails {
-            for owner in entry.value() {
-                digest.emails = digest.emails.wrapping_add(hash(&[entry.key().as_bytes(), owner.as_bytes()]));
+        for shard in self.inner.users.each() {
+            for user in shard.iter() {
+                digest.users += 1;
+                let version = hash(&[user.id().as_bytes(), &user.version().to_be_bytes()]);
+                digest.versions = digest.versions.wrapping_add(version);
             }
+        }
+        for (key, owner) in self.claims() {
+            digest.emails = digest.emails.wrapping_add(hash(&[key.as_bytes(), owner.as_bytes()]));
         }
         digest
     }
@@ -365,6 +418,21 @@ mod tests {
         view.apply(&Event::Deleted { user_id: ada.id, email: ada.email.clone(), version: 2 });
         assert_eq!(view.owner_of("x@example.com"), Some(bob.id));
         assert_eq!(view.claims(), vec![("x@example.com".to_owned(), bob.id)]);
+    }
+
+    /// Claims are filed by the hash of their key only: two keys with one hash (forced here, as
+    /// the hasher is seeded at random) must not find each other's users.
+    #[test]
+    fn a_claim_under_a_colliding_hash_is_not_taken_for_another_key() {
+        let view = UserView::new();
+        let (ada, bob) = (user("ada@example.com", 1), user("bob@example.com", 1));
+        view.apply(&Event::Created(ada.clone()));
+        view.claim(view.key_hash("bob@example.com"), ada.id);
+        assert_eq!(view.owner_of("bob@example.com"), None, "ada's claim filed under bob's key's hash");
+        view.apply(&Event::Created(bob.clone()));
+        assert_eq!(view.owner_of("bob@example.com"), Some(bob.id));
+        assert_eq!(view.owner_of("ada@example.com"), Some(ada.id));
+        assert!(view.claims().contains(&("(misfiled)".to_owned(), ada.id)), "{:?}", view.claims());
     }
 
     #[test]

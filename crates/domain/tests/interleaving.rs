@@ -111,6 +111,10 @@ fn assert_same(view: &UserView, expected: &UserView, when: &str) {
     assert_eq!(view.snapshot(), expected.snapshot(), "users {when}");
     assert_eq!(view.claims(), expected.claims(), "email index {when}");
     assert_eq!(view.digest(), expected.digest(), "digest {when}");
+    // The index is derived from the users: one claim per live user, on its current email's key.
+    let mut derived: Vec<(String, uuid::Uuid)> = view.snapshot().iter().map(|u| (u.email.key(), u.id)).collect();
+    derived.sort_unstable();
+    assert_eq!(view.claims(), derived, "email index against the users {when}");
 }
 
 proptest! {

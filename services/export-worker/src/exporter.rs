@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use contract::exports;
 use domain::export::{Column, ExportBook, ExportFilter, ExportRequest, ExportState, ExportStatus};
+use domain::stored::StoredUser;
 use domain::time::Timestamp;
-use domain::user::User;
 use domain::view::UserView;
 use platform::blobs::BlobStore;
 use platform::kafka::{HandleError, Positions, Producer};
@@ -210,8 +210,15 @@ fn write_export(
     let started = std::time::Instant::now();
     // Ids in id order (UUID v7: creation order); each user's current version, shared.
     let ids = users.ids();
-    let snapshot: Vec<Arc<User>> =
-        ids.par_iter().filter_map(|id| users.get_shared_if(*id, |u| filter.matches(u))).collect();
+    // A filter sees each user whole (copied out of its compact form) only when there is one.
+    let everyone = *filter == ExportFilter::default();
+    let snapshot: Vec<Arc<StoredUser>> = ids
+        .par_iter()
+        .filter_map(|id| match everyone {
+            true => users.get_shared(*id),
+            false => users.get_shared_if(*id, |u| filter.matches(u)),
+        })
+        .collect();
     drop(ids);
     progress.total.store(snapshot.len() as u64, Ordering::Relaxed);
     let snapshotted = started.elapsed();

@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 
 use domain::export::Column;
-use domain::user::User;
+use domain::stored::StoredUser;
 use rayon::prelude::*;
 
 fn writer(capacity: usize) -> csv::Writer<Vec<u8>> {
@@ -26,25 +26,25 @@ pub fn header(columns: &[Column]) -> Vec<u8> {
 }
 
 /// The lines of `users`, in order.
-pub fn format_rows<U: Borrow<User>>(users: &[U], columns: &[Column]) -> Vec<u8> {
+pub fn format_rows<U: Borrow<StoredUser>>(users: &[U], columns: &[Column]) -> Vec<u8> {
     let mut out = writer(users.len() * 48);
     let mut numbers = itoa::Buffer::new();
     let mut uuid = uuid::Uuid::encode_buffer();
     for user in users {
-        let user: &User = user.borrow();
+        let user: &StoredUser = user.borrow();
         for column in columns {
             // Infallible: see `finish`.
             let _ = match column {
-                Column::Id => out.write_field(user.id.hyphenated().encode_lower(&mut uuid).as_bytes()),
-                Column::Email => out.write_field(user.email.as_str()),
-                Column::Name => out.write_field(user.name.as_str()),
-                Column::Age => match user.age {
+                Column::Id => out.write_field(user.id().hyphenated().encode_lower(&mut uuid).as_bytes()),
+                Column::Email => out.write_field(user.email()),
+                Column::Name => out.write_field(user.name()),
+                Column::Age => match user.age() {
                     Some(age) => out.write_field(numbers.format(age.get())),
                     None => out.write_field(""),
                 },
-                Column::CreatedAt => out.write_field(user.created_at.to_string()),
-                Column::UpdatedAt => out.write_field(user.updated_at.to_string()),
-                Column::Version => out.write_field(numbers.format(user.version)),
+                Column::CreatedAt => out.write_field(user.created_at().to_string()),
+                Column::UpdatedAt => out.write_field(user.updated_at().to_string()),
+                Column::Version => out.write_field(numbers.format(user.version())),
             };
         }
         let _ = out.write_record(None::<&[u8]>);
@@ -53,20 +53,24 @@ pub fn format_rows<U: Borrow<User>>(users: &[U], columns: &[Column]) -> Vec<u8> 
 }
 
 /// The lines of `users` formatted in parallel chunks of `chunk_rows`, in order.
-pub fn format_parallel<U: Borrow<User> + Sync>(users: &[U], columns: &[Column], chunk_rows: usize) -> Vec<Vec<u8>> {
+pub fn format_parallel<U: Borrow<StoredUser> + Sync>(
+    users: &[U],
+    columns: &[Column],
+    chunk_rows: usize,
+) -> Vec<Vec<u8>> {
     users.par_chunks(chunk_rows.max(1)).map(|chunk| format_rows(chunk, columns)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use domain::time::Timestamp;
-    use domain::user::{Age, Email, Name};
+    use domain::user::{Age, Email, Name, User};
     use uuid::Uuid;
 
     use super::*;
 
-    fn user(email: &str, name: &str, age: Option<i64>) -> User {
-        User {
+    fn user(email: &str, name: &str, age: Option<i64>) -> StoredUser {
+        StoredUser::new(&User {
             id: Uuid::nil(),
             email: Email::parse(email).unwrap(),
             name: Name::parse(name).unwrap(),
@@ -75,7 +79,7 @@ mod tests {
             updated_at: Timestamp::from_millis(2_000),
             version: 3,
             locale: None,
-        }
+        })
     }
 
     #[test]
@@ -97,7 +101,7 @@ mod tests {
 
     #[test]
     fn parallel_chunks_keep_the_order() {
-        let users: Vec<User> = (0..1000).map(|i| user(&format!("u{i}@x.io"), "N", Some(i % 100))).collect();
+        let users: Vec<StoredUser> = (0..1000).map(|i| user(&format!("u{i}@x.io"), "N", Some(i % 100))).collect();
         let joined: Vec<u8> = format_parallel(&users, &Column::DEFAULT, 7).concat();
         assert_eq!(joined, format_rows(&users, &Column::DEFAULT));
     }

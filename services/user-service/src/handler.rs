@@ -105,11 +105,16 @@ impl CommandHandler {
         let users = &self.state.users;
         let mut events = Vec::new();
         match &envelope.command {
+            // A batch sent again (an import resumed) is answered from its rows' kept outcomes.
+            Command::Batch(items) if self.state.batch_results(envelope.command_id, items).is_some() => {
+                metrics::counter!("user_commands_total", "outcome" => "redelivered").increment(items.len() as u64);
+            }
             Command::Batch(items) => {
                 for item in items {
                     let decide = || decide_item(item, users, now, Uuid::now_v7());
                     events.extend(self.settle(item.command_id, &envelope, now, Keep::Outcome, decide)?);
                 }
+                self.state.keep_batch(envelope.command_id, items);
             }
             command => {
                 let decide = || decide(command, users, now, Uuid::now_v7());
@@ -147,7 +152,7 @@ impl CommandHandler {
     ) -> Result<Option<PendingEvent>, MappingError> {
         let digest = envelope.request_digest.as_deref();
         let user_after = |id: Uuid| match keep {
-            Keep::UserAfter => self.state.users.get_shared_if(id, |_| true),
+            Keep::UserAfter => self.state.users.get_shared(id),
             Keep::Outcome => None,
         };
         if self.state.outcome(command_id).is_some() {
@@ -194,23 +199,19 @@ impl CommandHandler {
 
     fn reply_for(&self, envelope: &CommandEnvelope) -> Reply {
         let outcome = match &envelope.command {
-            Command::Batch(items) => Outcome::Batch(
-                items
-                    .iter()
-                    .map(|item| ItemOutcome {
-                        command_id: item.command_id,
-                        line: item.line,
-                        result: match self.state.outcome(item.command_id) {
-                            Some(Recorded::Accepted { user_id, .. }) => Ok(user_id),
-                            Some(Recorded::Rejected(rejection)) => Err(rejection),
-                            None => unreachable!("every decided row has a recorded outcome"),
-                        },
-                    })
-                    .collect(),
-            ),
+            Command::Batch(items) => {
+                let results = self.state.batch_results(envelope.command_id, items);
+                let results = results.unwrap_or_else(|| unreachable!("every decided batch has its outcomes kept"));
+                let outcomes = items.iter().zip(results);
+                Outcome::Batch(
+                    outcomes
+                        .map(|(item, result)| ItemOutcome { command_id: item.command_id, line: item.line, result })
+                        .collect(),
+                )
+            }
             _ => match self.state.outcome(envelope.command_id) {
                 Some(Recorded::Accepted { user_id, event, user }) => {
-                    Outcome::Accepted(Accepted { user_id, user: user.map(|u| User::clone(&u)), event })
+                    Outcome::Accepted(Accepted { user_id, user: user.map(|u| u.to_user()), event })
                 }
                 Some(Recorded::Rejected(rejection)) => Outcome::Rejected(rejection),
                 None => unreachable!("every decided command has a recorded outcome"),
