@@ -315,14 +315,14 @@ async fn cold_starts(system: &mut System, client: &reqwest::Client) -> anyhow::R
         "
 cold start over {users} live users (SIGTERM, start, until /ready):"
     );
-    println!("  service          ready in   RSS before   RSS after   after/before");
+    println!("  service          ready in   idle RSS before   idle RSS after   after/before");
     let mut times = BTreeMap::new();
     for name in system::HOLDING_USERS {
         let before = system.rss(name).unwrap_or_default();
         let took = system.restart(&[name]).await?;
-        let after = system.rss(name).unwrap_or_default();
+        let after = system.idle_rss_of(name).await.unwrap_or_default();
         println!(
-            "  {name:<16} {:>6.2} s   {:>6.0} MiB   {:>6.0} MiB   {:>8.2}x",
+            "  {name:<16} {:>6.2} s   {:>11.0} MiB   {:>10.0} MiB   {:>8.2}x",
             took.as_secs_f64(),
             before as f64 / 1024.0,
             after as f64 / 1024.0,

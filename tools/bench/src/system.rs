@@ -22,6 +22,10 @@ const SERVICES: [(&str, &str, u16); 4] = [
 ];
 
 /// The services that hold users, in the order their digests are printed.
+/// How long a service is left idle before its memory is read: jemalloc returns what a burst
+/// freed over its decay time (10 s), in the background.
+const IDLE: Duration = Duration::from_secs(5);
+
 pub(crate) const HOLDING_USERS: [&str; 3] = ["user-service", "api-gateway", "export-worker"];
 
 fn service(name: &str) -> anyhow::Result<(&'static str, &'static str, u16)> {
@@ -191,8 +195,14 @@ impl System {
 
     /// Each service's resident memory once it has been idle for a while (KiB).
     pub(crate) async fn idle_rss(&self) -> BTreeMap<String, u64> {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(IDLE).await;
         SERVICES.iter().filter_map(|(name, _, _)| Some(((*name).to_owned(), self.rss(name)?))).collect()
+    }
+
+    /// `service`'s resident memory once it has been idle for a while (KiB).
+    pub(crate) async fn idle_rss_of(&self, service: &str) -> Option<u64> {
+        tokio::time::sleep(IDLE).await;
+        self.rss(service)
     }
 
     /// A JWT with the admin role that the bench's gateway accepts.
