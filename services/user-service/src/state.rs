@@ -61,7 +61,8 @@ struct Kept {
 #[derive(Debug, Clone)]
 struct KeptBatch {
     at: i64,
-    /// Of the rows' command ids, in order: a batch whose rows differ is not this one.
+    /// A hash of the rows' command ids, in order ([`rows_hash`]): a batch whose rows differ is
+    /// not this one.
     rows: u64,
     /// Each row's user, in order; nil for a refused row.
     users: Box<[Uuid]>,
