@@ -21,11 +21,13 @@ const SERVICES: [(&str, &str, u16); 4] = [
     ("export-worker", "EXPORT_WORKER_ADMIN_ADDR", 27103),
 ];
 
-/// The services that hold users, in the order their digests are printed.
-/// How long a service is left idle before its memory is read: jemalloc returns what a burst
-/// freed over its decay time (10 s), in the background.
-const IDLE: Duration = Duration::from_secs(5);
+/// How long a service is left idle before its memory is read: past jemalloc's decay time
+/// (`dirty_decay_ms`, 10 s), over which its background threads return what a burst freed.
+/// Read earlier, the figure still holds part of the last burst (an export's buffers, a
+/// rebuild's): 5 s left about half of it.
+const IDLE: Duration = Duration::from_secs(12);
 
+/// The services that hold users, in the order their digests are printed.
 pub(crate) const HOLDING_USERS: [&str; 3] = ["user-service", "api-gateway", "export-worker"];
 
 fn service(name: &str) -> anyhow::Result<(&'static str, &'static str, u16)> {
